@@ -1,0 +1,166 @@
+#include "kiln/cache/compilation.hpp"
+
+#include <cstdlib>
+#include <exception>
+
+#include "kiln/cache/depfile.hpp"
+#include "kiln/util/path.hpp"
+
+namespace kiln::cache {
+
+Counter counter_for(compiler::Uncacheable u) {
+  using compiler::Uncacheable;
+  switch (u) {
+    case Uncacheable::none:
+      break;
+    case Uncacheable::called_for_link:
+      return Counter::called_for_link;
+    case Uncacheable::called_for_preprocessing:
+      return Counter::called_for_preprocessing;
+    case Uncacheable::multiple_source_files:
+      return Counter::multiple_source_files;
+    case Uncacheable::no_input_file:
+      return Counter::no_input_file;
+    case Uncacheable::stdin_input:
+      return Counter::stdin_input;
+    case Uncacheable::output_to_stdout:
+      return Counter::output_to_stdout;
+    case Uncacheable::unsupported_language:
+      return Counter::unsupported_language;
+    case Uncacheable::precompiled_header:
+      return Counter::precompiled_header;
+    case Uncacheable::unsupported_option:
+      return Counter::unsupported_option;
+    case Uncacheable::bad_response_file:
+      return Counter::bad_response_file;
+    case Uncacheable::no_output:
+      return Counter::no_output;
+    case Uncacheable::dependency_env:
+      return Counter::dependency_env;
+  }
+  return Counter::error_internal;
+}
+
+Compilation::Compilation(const Invocation& inv, Stats& stats)
+    : m_inv(inv),
+      m_cfg(*inv.config),
+      m_stats(stats),
+      m_log(*inv.log),
+      m_checker(inv.cwd) {}
+
+Compilation::~Compilation() = default;
+
+Outcome Compilation::fall_back(Counter reason, std::string_view detail) {
+  m_stats.add(reason);
+  m_log.event("fall_back", {{"reason", to_string(reason)}, {"detail", detail}});
+  return Outcome{Outcome::Kind::fall_back, 0};
+}
+
+Outcome Compilation::run() {
+  try {
+    return run_pipeline();
+  } catch (const std::exception& e) {
+    return fall_back(Counter::error_internal, e.what());
+  } catch (...) {
+    return fall_back(Counter::error_internal, "unknown exception");
+  }
+}
+
+Outcome Compilation::run_pipeline() {
+  auto info = compiler::probe_compiler(m_inv.compiler_path, m_cfg.cache_dir);
+  if (!info) {
+    return fall_back(Counter::error_compiler_not_found, m_inv.compiler_path);
+  }
+  m_compiler = std::move(*info);
+
+  std::vector<std::string> args = m_inv.args;
+  if (!compiler::expand_response_files(&args, m_inv.cwd)) {
+    return fall_back(Counter::bad_response_file);
+  }
+  if (std::getenv("DEPENDENCIES_OUTPUT") || std::getenv("SUNPRO_DEPENDENCIES")) {
+    return fall_back(Counter::dependency_env);
+  }
+  m_args = compiler::process_args(args, m_compiler.family, {m_inv.cwd, m_cfg.base_dir});
+  if (m_args.uncacheable != compiler::Uncacheable::none) {
+    return fall_back(counter_for(m_args.uncacheable), m_args.detail);
+  }
+  m_time_macros_ok = std::getenv("SOURCE_DATE_EPOCH") != nullptr;
+  m_local = std::make_unique<storage::LocalStorage>(m_cfg.cache_dir);
+
+  // Direct mode: the manifest names the result without running the preprocessor.
+  if (m_cfg.direct_mode) {
+    if (!calculate_manifest_key()) {
+      return fall_back(Counter::time_macro, m_args.source);
+    }
+    if (!m_cfg.recache) {
+      if (auto result = from_cache_direct()) {
+        if (replay(*result)) {
+          m_stats.add(Counter::direct_hit);
+          m_log.event("hit", {{"mode", "direct"}});
+          return Outcome{Outcome::Kind::done, 0};
+        }
+      }
+    }
+  }
+
+  // Depend mode: compile, then learn the includes from the depfile.
+  if (m_cfg.direct_mode && m_cfg.depend_mode && m_args.generating_dependencies) {
+    auto run = run_compiler();
+    if (!run) {
+      return fall_back(Counter::error_internal, "cannot run the compiler");
+    }
+    if (run->exit_code != 0) {
+      m_stats.add(Counter::compile_failed);
+      write_output(*run);
+      return Outcome{Outcome::Kind::done, run->exit_code};
+    }
+    m_stats.add(Counter::miss);
+    auto depfile = util::read_file(util::absolute(m_args.depfile, m_inv.cwd));
+    if (depfile) {
+      Includes includes = collect_includes(parse_depfile(*depfile).prerequisites);
+      to_cache(depend_result_key(includes), *run, &includes);
+    } else {
+      m_stats.add(Counter::missing_output);
+    }
+    write_output(*run);
+    return Outcome{Outcome::Kind::done, 0};
+  }
+
+  // Preprocessor mode: the key is the hash of the preprocessed source.
+  auto cpp = util::run_capture(m_args.preprocess_argv(m_compiler.path));
+  if (!cpp || cpp->exit_code != 0) {
+    return fall_back(Counter::preprocessor_failed);
+  }
+  util::Digest result_key = cpp_result_key(*cpp);
+  std::optional<Includes> includes;
+  if (m_manifest_key) {
+    includes = collect_includes(includes_from_cpp_output(cpp->out));
+  }
+  if (!m_cfg.recache) {
+    if (auto result = load_result(result_key)) {
+      if (replay(*result)) {
+        if (includes) {
+          update_manifest(result_key, *includes);
+        }
+        m_stats.add(Counter::preprocessed_hit);
+        m_log.event("hit", {{"mode", "preprocessed"}});
+        return Outcome{Outcome::Kind::done, 0};
+      }
+    }
+  }
+  auto run = run_compiler();
+  if (!run) {
+    return fall_back(Counter::error_internal, "cannot run the compiler");
+  }
+  if (run->exit_code != 0) {
+    m_stats.add(Counter::compile_failed);
+    write_output(*run);
+    return Outcome{Outcome::Kind::done, run->exit_code};
+  }
+  m_stats.add(Counter::miss);
+  to_cache(result_key, *run, includes ? &*includes : nullptr);
+  write_output(*run);
+  return Outcome{Outcome::Kind::done, 0};
+}
+
+}  // namespace kiln::cache

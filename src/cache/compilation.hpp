@@ -1,0 +1,113 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kiln/cache/config.hpp"
+#include "kiln/cache/file_checker.hpp"
+#include "kiln/cache/manifest.hpp"
+#include "kiln/cache/result.hpp"
+#include "kiln/cache/stats.hpp"
+#include "kiln/compiler/args.hpp"
+#include "kiln/compiler/compiler_info.hpp"
+#include "kiln/storage/local/local_storage.hpp"
+#include "kiln/util/log.hpp"
+#include "kiln/util/process.hpp"
+
+namespace kiln::cache {
+
+// One call of the compiler as kiln received it.
+struct Invocation {
+  const Config* config = nullptr;
+  util::Logger* log = nullptr;
+  std::string cwd;                // absolute
+  std::string compiler_path;      // absolute, never kiln itself
+  std::vector<std::string> args;  // after the compiler name
+  int64_t start_ns = 0;           // wall clock when kiln started
+};
+
+// What main() should do once the pipeline is done.
+struct Outcome {
+  // fall_back: run the compiler with the original arguments as if kiln were
+  // not there (exec). done: exit with exit_code, outputs are in place.
+  enum class Kind { done, fall_back } kind = Kind::fall_back;
+  int exit_code = 0;
+};
+
+// The compile pipeline of docs/architecture.md, one stage per file:
+//   compilation.cpp   run(): the order of the stages
+//   key.cpp           hash_common_info, manifest and result keys
+//   lookup.cpp        from_cache: manifest and result look-ups
+//   to_cache.cpp      run_compiler, collect_includes, to_cache
+//   replay.cpp        writing a result's files and output
+// Never throws: internal failures become Outcome::fall_back and a counter.
+class Compilation {
+ public:
+  Compilation(const Invocation& inv, Stats& stats);
+  ~Compilation();
+
+  Outcome run();
+
+  // The stores this compilation used (for the caller's statistics).
+  const storage::LocalStorage* local() const { return m_local.get(); }
+
+ private:
+  struct Includes {
+    std::vector<Manifest::FileRecord> files;
+    std::vector<Manifest::DirRecord> dirs;
+    std::vector<util::Digest> digests;  // of files, for the depend-mode key
+    bool has_date = false;
+    bool has_time = false;
+    bool too_new = false;      // modified during the compilation
+    bool unreadable = false;
+  };
+
+  Outcome run_pipeline();
+  Outcome fall_back(Counter reason, std::string_view detail = {});
+
+  // key.cpp
+  void hash_common_info(util::Hasher& h) const;
+  // False if the source uses __TIME__ (not cacheable).
+  bool calculate_manifest_key();
+  util::Digest depend_result_key(const Includes& includes) const;
+  util::Digest cpp_result_key(const util::RunResult& cpp) const;
+  int64_t today() const;
+
+  // lookup.cpp
+  std::optional<std::string> get_entry(const storage::Key& key);
+  std::optional<Manifest> load_manifest();
+  std::optional<Result> load_result(const util::Digest& result_key);
+  std::optional<Result> from_cache_direct();
+
+  // to_cache.cpp
+  expected<util::RunResult, int> run_compiler();
+  Includes collect_includes(const std::vector<std::string>& paths);
+  // Stores the result of a successful compile; returns false if it was not stored.
+  bool to_cache(const util::Digest& result_key, const util::RunResult& run,
+                const Includes* includes);
+  void update_manifest(const util::Digest& result_key, const Includes& includes);
+  std::string stored_path(const std::string& path) const;
+
+  // replay.cpp
+  bool replay(const Result& result);
+  static void write_output(const util::RunResult& run);
+
+  const Invocation& m_inv;
+  const Config& m_cfg;
+  Stats& m_stats;
+  util::Logger& m_log;
+  compiler::CompilerInfo m_compiler;
+  compiler::ProcessedArgs m_args;
+  FileChecker m_checker;
+  std::unique_ptr<storage::LocalStorage> m_local;
+  std::optional<util::Digest> m_manifest_key;
+  bool m_source_has_date = false;
+  bool m_time_macros_ok = false;  // SOURCE_DATE_EPOCH set
+};
+
+// Maps a reason from argument processing to its counter.
+Counter counter_for(compiler::Uncacheable u);
+
+}  // namespace kiln::cache

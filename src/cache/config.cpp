@@ -1,0 +1,309 @@
+#include "kiln/cache/config.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#define TOML_EXCEPTIONS 0
+#include <toml++/toml.h>
+
+#include "kiln/util/file.hpp"
+#include "kiln/util/path.hpp"
+#include "kiln/util/string.hpp"
+
+namespace kiln::cache {
+
+std::string_view to_string(ConfigSource s) {
+  switch (s) {
+    case ConfigSource::default_value:
+      return "default";
+    case ConfigSource::config_file:
+      return "config file";
+    case ConfigSource::environment:
+      return "environment";
+    case ConfigSource::command_line:
+      return "command line";
+  }
+  return "?";
+}
+
+namespace {
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : fallback;
+}
+
+std::string home() { return env_or("HOME", "/tmp"); }
+
+std::string default_cache_dir() {
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  if (xdg && *xdg) {
+    return std::string(xdg) + "/kiln";
+  }
+  return home() + "/.cache/kiln";
+}
+
+struct KeySpec {
+  const char* key;
+  const char* env;
+};
+
+// Documentation order; env names follow ccache's where one exists.
+constexpr KeySpec k_keys[] = {
+    {"cache_dir", "KILN_DIR"},
+    {"max_size", "KILN_MAXSIZE"},
+    {"disable", "KILN_DISABLE"},
+    {"base_dir", "KILN_BASEDIR"},
+    {"direct_mode", "KILN_DIRECT"},
+    {"depend_mode", "KILN_DEPEND"},
+    {"hash_dir", "KILN_HASHDIR"},
+    {"read_only", "KILN_READONLY"},
+    {"recache", "KILN_RECACHE"},
+    {"stats", "KILN_STATS"},
+    {"compression_level", "KILN_COMPRESSLEVEL"},
+    {"file_link", "KILN_FILE_LINK"},
+    {"log_file", "KILN_LOGFILE"},
+};
+
+std::optional<bool> parse_bool(std::string_view v) {
+  v = util::trim(v);
+  if (v == "1" || v == "true" || v == "yes" || v == "on") {
+    return true;
+  }
+  if (v == "0" || v == "false" || v == "no" || v == "off" || v.empty()) {
+    return false;
+  }
+  return std::nullopt;
+}
+
+// Applies one textual value; returns an error message or "".
+std::string apply(Config* c, std::string_view key, const std::string& value) {
+  auto set_bool = [&](bool* field) -> std::string {
+    auto b = parse_bool(value);
+    if (!b) {
+      return "expected a boolean (true/false), got \"" + value + "\"";
+    }
+    *field = *b;
+    return "";
+  };
+  if (key == "cache_dir") {
+    if (value.empty()) {
+      return "must not be empty";
+    }
+    c->cache_dir = value;
+  } else if (key == "max_size") {
+    auto s = util::parse_size(value);
+    if (!s || *s < 0) {
+      return "expected a size such as 5G or 500M, got \"" + value + "\"";
+    }
+    c->max_size = *s;
+  } else if (key == "disable") {
+    return set_bool(&c->disable);
+  } else if (key == "base_dir") {
+    if (!value.empty() && value.front() != '/') {
+      return "must be an absolute path, got \"" + value + "\"";
+    }
+    c->base_dir = value.empty() ? "" : util::normalize(value);
+  } else if (key == "direct_mode") {
+    return set_bool(&c->direct_mode);
+  } else if (key == "depend_mode") {
+    return set_bool(&c->depend_mode);
+  } else if (key == "hash_dir") {
+    return set_bool(&c->hash_dir);
+  } else if (key == "read_only") {
+    return set_bool(&c->read_only);
+  } else if (key == "recache") {
+    return set_bool(&c->recache);
+  } else if (key == "stats") {
+    return set_bool(&c->stats);
+  } else if (key == "compression_level") {
+    auto n = util::parse_int(value);
+    if (!n || *n < -5 || *n > 19) {
+      return "expected an integer from -5 to 19, got \"" + value + "\"";
+    }
+    c->compression_level = static_cast<int>(*n);
+  } else if (key == "file_link") {
+    if (value != "copy" && value != "hardlink" && value != "reflink") {
+      return "expected copy, hardlink or reflink, got \"" + value + "\"";
+    }
+    c->file_link = value;
+  } else if (key == "log_file") {
+    c->log_file = value;
+  } else {
+    return "unknown key";
+  }
+  return "";
+}
+
+bool known_key(std::string_view key) {
+  for (const auto& k : k_keys) {
+    if (key == k.key) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string toml_value_text(const toml::node& node) {
+  if (auto s = node.value<std::string>()) {
+    return *s;
+  }
+  if (auto b = node.value<bool>()) {
+    return *b ? "true" : "false";
+  }
+  if (auto i = node.value<int64_t>()) {
+    return std::to_string(*i);
+  }
+  return "";
+}
+
+void apply_environment(Config* c, std::string* error) {
+  for (const auto& k : k_keys) {
+    const char* v = std::getenv(k.env);
+    if (!v) {
+      continue;
+    }
+    std::string msg = apply(c, k.key, v);
+    if (!msg.empty()) {
+      if (error->empty()) {
+        *error = std::string(k.env) + ": " + msg;
+      }
+      continue;
+    }
+    c->sources[k.key] = ConfigSource::environment;
+  }
+}
+
+}  // namespace
+
+std::string default_config_path() {
+  const char* explicit_path = std::getenv("KILN_CONFIG");
+  if (explicit_path && *explicit_path) {
+    return explicit_path;
+  }
+  const char* xdg = std::getenv("XDG_CONFIG_HOME");
+  if (xdg && *xdg) {
+    return std::string(xdg) + "/kiln/kiln.toml";
+  }
+  return home() + "/.config/kiln/kiln.toml";
+}
+
+std::vector<std::pair<std::string, std::string>> Config::items() const {
+  auto b = [](bool v) { return std::string(v ? "true" : "false"); };
+  return {
+      {"cache_dir", cache_dir},
+      {"max_size", util::format_size(max_size)},
+      {"disable", b(disable)},
+      {"base_dir", base_dir},
+      {"direct_mode", b(direct_mode)},
+      {"depend_mode", b(depend_mode)},
+      {"hash_dir", b(hash_dir)},
+      {"read_only", b(read_only)},
+      {"recache", b(recache)},
+      {"stats", b(stats)},
+      {"compression_level", std::to_string(compression_level)},
+      {"file_link", file_link},
+      {"log_file", log_file},
+  };
+}
+
+expected<Config, ConfigError> load_config(Config* fallback) {
+  Config c;
+  c.cache_dir = default_cache_dir();
+  c.config_path = default_config_path();
+  for (const auto& k : k_keys) {
+    c.sources[k.key] = ConfigSource::default_value;
+  }
+
+  std::optional<ConfigError> error;
+  util::FileStat st = util::FileStat::of(c.config_path);
+  if (st.exists()) {
+    auto text = util::read_file(c.config_path);
+    if (!text) {
+      error = ConfigError{ConfigErrorKind::unreadable_file,
+                          c.config_path + ": cannot read: " + std::strerror(text.error())};
+    } else {
+      toml::parse_result parsed = toml::parse(*text, c.config_path);
+      if (!parsed) {
+        std::ostringstream msg;
+        msg << c.config_path << ":" << parsed.error().source().begin.line << ": "
+            << parsed.error().description();
+        error = ConfigError{ConfigErrorKind::syntax, msg.str()};
+      } else {
+        for (auto&& [key, node] : parsed.table()) {
+          std::string k(key.str());
+          if (!known_key(k)) {
+            error = ConfigError{ConfigErrorKind::unknown_key,
+                                c.config_path + ": unknown key \"" + k + "\""};
+            continue;
+          }
+          std::string msg = apply(&c, k, toml_value_text(node));
+          if (!msg.empty()) {
+            error = ConfigError{ConfigErrorKind::bad_value, c.config_path + ": " + k + ": " + msg};
+            continue;
+          }
+          c.sources[k] = ConfigSource::config_file;
+        }
+      }
+    }
+  }
+  std::string env_error;
+  apply_environment(&c, &env_error);
+  if (!env_error.empty() && !error) {
+    error = ConfigError{ConfigErrorKind::bad_value, env_error};
+  }
+  if (error) {
+    *fallback = c;
+    return unexpected(*error);
+  }
+  return c;
+}
+
+expected<void, ConfigError> set_config_value(const std::string& path, const std::string& key,
+                                             const std::string& value) {
+  if (!known_key(key)) {
+    return unexpected(ConfigError{ConfigErrorKind::unknown_key, "unknown key \"" + key + "\""});
+  }
+  Config probe;
+  if (std::string msg = apply(&probe, key, value); !msg.empty()) {
+    return unexpected(ConfigError{ConfigErrorKind::bad_value, key + ": " + msg});
+  }
+  toml::table table;
+  if (util::FileStat::of(path).exists()) {
+    auto text = util::read_file(path);
+    if (!text) {
+      return unexpected(ConfigError{ConfigErrorKind::unreadable_file, path + ": cannot read"});
+    }
+    toml::parse_result parsed = toml::parse(*text, path);
+    if (!parsed) {
+      return unexpected(ConfigError{ConfigErrorKind::syntax,
+                                    path + ": " + std::string(parsed.error().description())});
+    }
+    table = std::move(parsed.table());
+  }
+  auto b = parse_bool(value);
+  bool is_bool_key = key == "disable" || key == "direct_mode" || key == "depend_mode" ||
+                     key == "hash_dir" || key == "read_only" || key == "recache" ||
+                     key == "stats";
+  if (is_bool_key && b) {
+    table.insert_or_assign(key, *b);
+  } else if (key == "compression_level") {
+    table.insert_or_assign(key, *util::parse_int(value));
+  } else {
+    table.insert_or_assign(key, value);
+  }
+  std::ostringstream out;
+  out << table << "\n";
+  if (auto r = util::make_directories(std::string(util::dir_name(path))); !r) {
+    return unexpected(ConfigError{ConfigErrorKind::unreadable_file,
+                                  path + ": cannot create directory"});
+  }
+  if (auto r = util::write_file_atomic(path, out.str()); !r) {
+    return unexpected(ConfigError{ConfigErrorKind::unreadable_file,
+                                  path + ": cannot write: " + std::strerror(r.error())});
+  }
+  return {};
+}
+
+}  // namespace kiln::cache

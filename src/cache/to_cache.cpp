@@ -1,0 +1,248 @@
+// Stage: running the compiler and storing what it produced.
+#include <map>
+#include <set>
+
+#include "kiln/cache/compilation.hpp"
+#include "kiln/cache/depfile.hpp"
+#include "kiln/storage/entry.hpp"
+#include "kiln/util/path.hpp"
+
+namespace kiln::cache {
+
+namespace {
+
+// File system timestamps come from a coarse clock (a few ms); anything stamped
+// this close to the start of kiln may have been written during the compile.
+constexpr int64_t k_too_new_slack_ns = 50'000'000;
+// A header's stat is trusted for later look-ups only if it is older than this
+// at store time (see docs/direct-mode.md).
+constexpr int64_t k_trust_age_ns = 2'000'000'000;
+
+}  // namespace
+
+expected<util::RunResult, int> Compilation::run_compiler() {
+  m_log.event("compile", {{"compiler", m_compiler.path}, {"source", m_args.source}});
+  return util::run_capture(m_args.compile_argv(m_compiler.path));
+}
+
+std::string Compilation::stored_path(const std::string& path) const {
+  if (path.empty() || path.front() != '/') {
+    return path;
+  }
+  std::string norm = util::normalize(path);
+  if (!m_cfg.base_dir.empty() && util::is_under(norm, m_cfg.base_dir)) {
+    return util::relative(norm, m_inv.cwd);
+  }
+  return norm;
+}
+
+Compilation::Includes Compilation::collect_includes(const std::vector<std::string>& paths) {
+  Includes inc;
+  const int64_t too_new = m_inv.start_ns - k_too_new_slack_ns;
+  const int64_t trusted = m_inv.start_ns - k_trust_age_ns;
+  const std::string source_abs = util::absolute(m_args.source, m_inv.cwd);
+
+  const auto& system_dirs = (m_args.language == "c" || m_args.language == "objective-c")
+                                ? m_compiler.c_dirs
+                                : m_compiler.cxx_dirs;
+  std::vector<std::string> search = m_args.include_dirs;
+  search.insert(search.end(), system_dirs.begin(), system_dirs.end());
+  auto is_system = [&](const std::string& abs) {
+    for (const auto& d : system_dirs) {
+      if (util::is_under(abs, d)) {
+        return true;
+      }
+    }
+    return false;
+  };
+
+  const util::FileStat& source_st = m_checker.stat(m_args.source);
+  if (source_st.mtime_ns >= too_new || source_st.ctime_ns >= too_new) {
+    inc.too_new = true;
+  }
+
+  std::vector<std::string> headers;  // absolute
+  std::set<std::string> includer_dirs{std::string(util::dir_name(source_abs))};
+  for (const auto& p : paths) {
+    if (p.empty() || p.back() == '/') {
+      continue;
+    }
+    std::string abs = util::absolute(p, m_inv.cwd);
+    if (abs == source_abs) {
+      continue;
+    }
+    const util::FileStat& st = m_checker.stat(p);
+    if (st.is_directory()) {
+      continue;
+    }
+    const auto& content = st.is_regular() ? m_checker.content(p) : std::nullopt;
+    if (!content) {
+      inc.unreadable = true;
+      m_log.event("unreadable_include", {{"path", p}});
+      continue;
+    }
+    inc.has_date |= content->has_date;
+    inc.has_time |= content->has_time;
+    if (st.mtime_ns >= too_new || st.ctime_ns >= too_new) {
+      inc.too_new = true;
+    }
+    Manifest::FileRecord f;
+    f.path = stored_path(p);
+    f.digest = content->digest;
+    f.has_stat = st.mtime_ns < trusted && st.ctime_ns < trusted;
+    f.dev = st.dev;
+    f.ino = st.ino;
+    f.size = st.size;
+    f.mtime_ns = st.mtime_ns;
+    f.ctime_ns = st.ctime_ns;
+    inc.files.push_back(std::move(f));
+    inc.digests.push_back(content->digest);
+    if (!is_system(abs)) {
+      includer_dirs.insert(std::string(util::dir_name(abs)));
+    }
+    headers.push_back(std::move(abs));
+  }
+
+  // Names that, created later, would shadow a header the compiler found: the
+  // same name in an earlier search directory, or (for a project header) next
+  // to a file that may include it with quotes. Each is watched from the
+  // deepest directory that exists now, whose stat changes when it appears.
+  std::map<std::string, std::set<std::string>> absent;
+  auto watch = [&](const std::string& base, const std::string& name) {
+    std::string full = util::normalize(util::join_path(base, name));
+    if (m_checker.stat(full).exists()) {
+      return;  // present during this compile (#include_next, or another route)
+    }
+    std::string dir(util::dir_name(full));
+    while (dir != "/" && !m_checker.stat(dir).is_directory()) {
+      dir = std::string(util::dir_name(dir));
+    }
+    absent[dir].insert(util::relative(full, dir));
+  };
+  for (const auto& abs : headers) {
+    for (size_t k = 0; k < search.size(); ++k) {
+      if (!util::is_under(abs, search[k])) {
+        continue;
+      }
+      std::string name = util::relative(abs, search[k]);
+      for (size_t j = 0; j < k; ++j) {
+        watch(search[j], name);
+      }
+      if (!is_system(abs)) {
+        for (const auto& x : includer_dirs) {
+          if (x != search[k]) {
+            watch(x, name);
+          }
+        }
+      }
+      break;
+    }
+  }
+  for (auto& [dir, names] : absent) {
+    inc.dirs.push_back(Manifest::dir_record(
+        stored_path(dir), std::vector<std::string>(names.begin(), names.end()), m_checker));
+  }
+  return inc;
+}
+
+bool Compilation::to_cache(const util::Digest& result_key, const util::RunResult& run,
+                           const Includes* includes) {
+  if (m_cfg.read_only) {
+    return false;
+  }
+  if (includes) {
+    if (includes->has_time && !m_time_macros_ok) {
+      m_stats.add(Counter::time_macro);
+      return false;
+    }
+    if (includes->too_new) {
+      m_stats.add(Counter::modified_during_compile);
+      m_log.event("not_stored", {{"reason", "modified_during_compile"}});
+      return false;
+    }
+    if (includes->unreadable) {
+      m_stats.add(Counter::missing_output);
+      m_log.event("not_stored", {{"reason", "unreadable_include"}});
+      return false;
+    }
+  }
+
+  Result result;
+  auto read_output = [&](const std::string& path, FileType type, bool required) {
+    if (path.empty()) {
+      return !required;
+    }
+    std::string abs = util::absolute(path, m_inv.cwd);
+    const util::FileStat st = util::FileStat::of(abs);
+    // An optional output left over from an earlier build is not ours.
+    if (!required && (!st.exists() || st.mtime_ns < m_inv.start_ns - k_too_new_slack_ns)) {
+      return true;
+    }
+    auto data = util::read_file(abs);
+    if (!data) {
+      return !required;
+    }
+    result.files.push_back({type, std::move(*data)});
+    return true;
+  };
+  if (!read_output(m_args.output, FileType::object, true) ||
+      !read_output(m_args.generating_dependencies ? m_args.depfile : "", FileType::depfile,
+                   m_args.generating_dependencies)) {
+    m_stats.add(Counter::missing_output);
+    m_log.event("not_stored", {{"reason", "missing_output"}});
+    return false;
+  }
+  if (m_args.split_dwarf) {
+    read_output(m_args.dwo_file, FileType::dwo, false);
+  }
+  if (m_args.coverage) {
+    read_output(m_args.gcno_file, FileType::gcno, false);
+  }
+  if (const Result::File* dep = result.find(FileType::depfile); dep && !m_args.dep_target_given) {
+    std::string target = escape_target(m_args.output);
+    if (!dep->data.starts_with(target + ":")) {
+      m_stats.add(Counter::missing_output);
+      m_log.event("not_stored", {{"reason", "unexpected_depfile_target"}});
+      return false;
+    }
+    result.depfile_target_length = target.size();
+  }
+  if (!run.out.empty()) {
+    result.files.push_back({FileType::out, run.out});
+  }
+  if (!run.err.empty()) {
+    result.files.push_back({FileType::err, run.err});
+  }
+
+  storage::Key key{result_key, storage::EntryKind::result};
+  std::string entry = storage::encode_entry(key.kind, result.serialize(), m_cfg.compression_level);
+  if (auto r = m_local->put(key, entry); !r) {
+    m_stats.add(Counter::error_storage_write);
+    m_log.event("storage_error", {{"op", "put"}, {"failure", storage::to_string(r.error())}});
+    return false;
+  }
+  m_log.event("stored", {{"key", key.name()}, {"bytes", static_cast<int64_t>(entry.size())}});
+  if (includes && m_manifest_key) {
+    update_manifest(result_key, *includes);
+  }
+  return true;
+}
+
+void Compilation::update_manifest(const util::Digest& result_key, const Includes& includes) {
+  if (m_cfg.read_only || !m_manifest_key || includes.too_new || includes.unreadable ||
+      (includes.has_time && !m_time_macros_ok)) {
+    return;
+  }
+  storage::Key key{*m_manifest_key, storage::EntryKind::manifest};
+  Manifest manifest = load_manifest().value_or(Manifest{});
+  bool dated = (includes.has_date || m_source_has_date) && !m_time_macros_ok;
+  manifest.add(includes.files, includes.dirs, result_key, dated ? today() : 0);
+  std::string entry =
+      storage::encode_entry(key.kind, manifest.serialize(), m_cfg.compression_level);
+  if (auto r = m_local->put(key, entry); !r) {
+    m_stats.add(Counter::error_storage_write);
+    m_log.event("storage_error", {{"op", "put"}, {"failure", storage::to_string(r.error())}});
+  }
+}
+
+}  // namespace kiln::cache

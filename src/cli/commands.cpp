@@ -1,0 +1,328 @@
+#include "kiln/cli/commands.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "kiln/cache/stats.hpp"
+#include "kiln/storage/local/cleanup.hpp"
+#include "kiln/util/file.hpp"
+#include "kiln/util/hash.hpp"
+#include "kiln/util/string.hpp"
+
+#ifndef KILN_VERSION
+#define KILN_VERSION "0.0.0"
+#endif
+
+namespace kiln::cli {
+
+namespace {
+
+int64_t now_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+const char k_usage[] =
+    "Usage:\n"
+    "  kiln <compiler> [compiler options]   compile through the cache\n"
+    "  <compiler> [compiler options]        via a symlink named after the compiler\n"
+    "  kiln [options]\n"
+    "\n"
+    "Options:\n"
+    "  -s, --show-stats        show statistics (add --json for JSON)\n"
+    "  -z, --zero-stats        zero the statistics (not the cache size)\n"
+    "  -c, --cleanup           trim the cache to its size limit now\n"
+    "  -C, --clear             remove every cached entry\n"
+    "  -M, --max-size SIZE     set max_size in the configuration file (e.g. 10G, 0 = no limit)\n"
+    "  -p, --show-config       show the effective configuration and where each value comes from\n"
+    "  -o, --set-config K=V    set a key in the configuration file\n"
+    "  -V, --version           print the version\n"
+    "  -h, --help              print this help\n"
+    "\n"
+    "Configuration: docs/configuration.md (file: $KILN_CONFIG or ~/.config/kiln/kiln.toml).\n";
+
+struct Row {
+  const char* label;
+  const char* counter;
+};
+
+constexpr Row k_uncacheable_rows[] = {
+    {"Called for linking", "called_for_link"},
+    {"Called for preprocessing", "called_for_preprocessing"},
+    {"Multiple source files", "multiple_source_files"},
+    {"No input file", "no_input_file"},
+    {"Input from stdin", "stdin_input"},
+    {"Output to stdout", "output_to_stdout"},
+    {"Unsupported language", "unsupported_language"},
+    {"Precompiled header", "precompiled_header"},
+    {"Unsupported option", "unsupported_option"},
+    {"Bad response file", "bad_response_file"},
+    {"No output (-fsyntax-only)", "no_output"},
+    {"Dependency env variables", "dependency_env"},
+    {"Compilation failed", "compile_failed"},
+    {"Preprocessing failed", "preprocessor_failed"},
+    {"__TIME__ used", "time_macro"},
+    {"Modified during compile", "modified_during_compile"},
+    {"Output missing", "missing_output"},
+};
+
+constexpr Row k_error_rows[] = {
+    {"Internal error", "error_internal"},
+    {"Compiler not found", "error_compiler_not_found"},
+    {"Storage read error", "error_storage_read"},
+    {"Storage write error", "error_storage_write"},
+    {"Corrupt entries removed", "corrupt_entry"},
+};
+
+int64_t get(const util::Counters& c, const char* key) {
+  auto it = c.find(key);
+  return it == c.end() ? 0 : it->second;
+}
+
+std::string percent(int64_t part, int64_t whole) {
+  if (whole <= 0) {
+    return "";
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%6.2f %%", 100.0 * static_cast<double>(part) /
+                                                static_cast<double>(whole));
+  return buf;
+}
+
+void print_row(const char* label, int64_t value, const std::string& extra, int indent) {
+  std::printf("%*s%-*s %10lld %s\n", indent, "", 30 - indent, label,
+              static_cast<long long>(value), extra.c_str());
+}
+
+int show_stats(const cache::Config& config, bool json) {
+  util::Counters c = cache::Stats::read_all(config.cache_dir);
+  int64_t direct = get(c, "direct_hit");
+  int64_t cpp = get(c, "preprocessed_hit");
+  int64_t miss = get(c, "miss");
+  int64_t hits = direct + cpp;
+  int64_t cacheable = hits + miss;
+  if (json) {
+    std::printf("{\n  \"cache_dir\": \"%s\",\n  \"max_size\": %lld,\n",
+                util::json_escape(config.cache_dir).c_str(),
+                static_cast<long long>(config.max_size));
+    std::printf("  \"hits\": %lld,\n  \"cacheable_calls\": %lld,\n  \"counters\": {",
+                static_cast<long long>(hits), static_cast<long long>(cacheable));
+    for (size_t i = 0; i < static_cast<size_t>(cache::Counter::count_); ++i) {
+      auto name = cache::to_string(static_cast<cache::Counter>(i));
+      std::printf("%s\n    \"%s\": %lld", i ? "," : "", std::string(name).c_str(),
+                  static_cast<long long>(get(c, std::string(name).c_str())));
+    }
+    std::printf("\n  }\n}\n");
+    return 0;
+  }
+  int64_t uncacheable = 0;
+  for (const auto& r : k_uncacheable_rows) {
+    uncacheable += get(c, r.counter);
+  }
+  int64_t errors = 0;
+  for (const auto& r : k_error_rows) {
+    errors += get(c, r.counter);
+  }
+  std::printf("Cache directory                %s\n", config.cache_dir.c_str());
+  print_row("Cacheable calls", cacheable, percent(cacheable, cacheable + uncacheable), 0);
+  print_row("Hits", hits, percent(hits, cacheable), 2);
+  print_row("Direct", direct, percent(direct, hits), 4);
+  print_row("Preprocessed", cpp, percent(cpp, hits), 4);
+  print_row("Misses", miss, percent(miss, cacheable), 2);
+  print_row("Uncacheable calls", uncacheable, percent(uncacheable, cacheable + uncacheable), 0);
+  for (const auto& r : k_uncacheable_rows) {
+    if (int64_t v = get(c, r.counter)) {
+      print_row(r.label, v, percent(v, uncacheable), 2);
+    }
+  }
+  print_row("Errors", errors, "", 0);
+  for (const auto& r : k_error_rows) {
+    if (int64_t v = get(c, r.counter)) {
+      print_row(r.label, v, "", 2);
+    }
+  }
+  std::printf("Local storage\n");
+  int64_t size = get(c, "size");
+  std::string limit = config.max_size > 0
+                          ? util::format_size(config.max_size) + " (" +
+                                util::trim(percent(size, config.max_size)).data() + ")"
+                          : "no limit";
+  std::printf("  %-28s %10s / %s\n", "Cache size", util::format_size(size).c_str(),
+              limit.c_str());
+  print_row("Files", get(c, "files"), "", 2);
+  print_row("Cleanups", get(c, "cleanups"), "", 2);
+  return 0;
+}
+
+int show_config(const cache::Config& config, const std::string& error) {
+  std::printf("# config file: %s%s\n", config.config_path.c_str(),
+              util::FileStat::of(config.config_path).exists() ? "" : " (not present)");
+  if (!error.empty()) {
+    std::printf("# error: %s\n", error.c_str());
+  }
+  for (const auto& [key, value] : config.items()) {
+    auto it = config.sources.find(key);
+    std::string source = it == config.sources.end() ? "default"
+                                                    : std::string(cache::to_string(it->second));
+    std::printf("(%s) %s = %s\n", source.c_str(), key.c_str(), value.c_str());
+  }
+  return 0;
+}
+
+// Brings the size and files counters in line with what is on disk.
+void correct_totals(const cache::Config& config, const storage::CleanupStats& measured) {
+  util::Counters total = cache::Stats::read_all(config.cache_dir);
+  cache::Stats fix;
+  fix.add(cache::Counter::size, measured.size_after - get(total, "size"));
+  fix.add(cache::Counter::files, measured.files_after - get(total, "files"));
+  fix.flush(config.cache_dir);
+}
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "kiln: %s\nTry 'kiln --help'.\n", message.c_str());
+  return 2;
+}
+
+}  // namespace
+
+void warn_once(const std::string& message) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string marker = std::string(tmp && *tmp ? tmp : "/tmp") + "/kiln-warned-" +
+                       std::to_string(::getuid()) + "-" +
+                       util::Hasher().update(message).finish().to_hex().substr(0, 16);
+  util::FileStat st = util::FileStat::of(marker);
+  if (st.exists() && st.mtime_ns > now_ns() - int64_t{3600} * 1000000000) {
+    return;
+  }
+  std::fprintf(stderr, "kiln: warning: %s\n", message.c_str());
+  (void)util::write_file(marker, "");
+}
+
+std::string cleanup_now(const cache::Config& config) {
+  auto r = storage::cleanup_local(config.cache_dir, config.max_size, 0.9, now_ns());
+  if (r.skipped_locked) {
+    return "another cleanup is running";
+  }
+  correct_totals(config, r);
+  cache::Stats s;
+  s.add(cache::Counter::cleanups);
+  s.flush(config.cache_dir);
+  return "removed " + std::to_string(r.files_removed) + " files (" +
+         util::format_size(r.size_removed) + "), " + std::to_string(r.files_after) +
+         " files (" + util::format_size(r.size_after) + ") left";
+}
+
+void maybe_start_cleanup(const cache::Config& config) {
+  if (config.max_size <= 0) {
+    return;
+  }
+  util::Counters total = cache::Stats::read_all(config.cache_dir);
+  if (get(total, "size") <= config.max_size) {
+    return;
+  }
+  pid_t pid = ::fork();
+  if (pid != 0) {
+    return;  // parent (or fork failed: try again next time)
+  }
+  // Detached child: keep the build's pipes free so make/ninja do not wait.
+  ::setsid();
+  int devnull = ::open("/dev/null", O_RDWR);
+  if (devnull >= 0) {
+    ::dup2(devnull, 0);
+    ::dup2(devnull, 1);
+    ::dup2(devnull, 2);
+    if (devnull > 2) {
+      ::close(devnull);
+    }
+  }
+  cleanup_now(config);
+  std::_Exit(0);
+}
+
+int run_command(const std::vector<std::string>& args, cache::Config& config,
+                const std::string& config_error) {
+  if (args.empty()) {
+    std::fputs(k_usage, stderr);
+    return 2;
+  }
+  bool json = false;
+  for (const auto& a : args) {
+    if (a == "--json") {
+      json = true;
+    }
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](const char* what) -> std::optional<std::string> {
+      if (auto eq = a.find('='); a.starts_with("--") && eq != std::string::npos) {
+        return a.substr(eq + 1);
+      }
+      if (i + 1 < args.size()) {
+        return args[++i];
+      }
+      usage_error(a + " needs " + what);
+      return std::nullopt;
+    };
+    if (a == "-h" || a == "--help") {
+      std::fputs(k_usage, stdout);
+    } else if (a == "-V" || a == "--version") {
+      std::printf("kiln %s\n", KILN_VERSION);
+    } else if (a == "-s" || a == "--show-stats") {
+      show_stats(config, json);
+    } else if (a == "--json") {
+      // modifier of -s
+    } else if (a == "-z" || a == "--zero-stats") {
+      if (!cache::Stats::zero(config.cache_dir)) {
+        std::fprintf(stderr, "kiln: cannot write statistics in %s\n", config.cache_dir.c_str());
+        return 1;
+      }
+      std::printf("Statistics zeroed\n");
+    } else if (a == "-c" || a == "--cleanup") {
+      std::printf("Cleanup: %s\n", cleanup_now(config).c_str());
+    } else if (a == "-C" || a == "--clear") {
+      int n = storage::wipe_local(config.cache_dir);
+      auto measured = storage::measure_local(config.cache_dir);
+      correct_totals(config, measured);
+      std::printf("Cleared: removed %d files\n", n);
+    } else if (a == "-M" || a.starts_with("--max-size")) {
+      auto v = value("a size");
+      if (!v) {
+        return 2;
+      }
+      if (auto r = cache::set_config_value(config.config_path, "max_size", *v); !r) {
+        std::fprintf(stderr, "kiln: %s\n", r.error().message.c_str());
+        return 1;
+      }
+      std::printf("Set max_size = %s in %s\n", v->c_str(), config.config_path.c_str());
+    } else if (a == "-p" || a == "--show-config") {
+      show_config(config, config_error);
+    } else if (a == "-o" || a.starts_with("--set-config")) {
+      auto v = value("KEY=VALUE");
+      if (!v) {
+        return 2;
+      }
+      auto eq = v->find('=');
+      if (eq == std::string::npos) {
+        return usage_error("expected KEY=VALUE, got \"" + *v + "\"");
+      }
+      if (auto r = cache::set_config_value(config.config_path, v->substr(0, eq),
+                                           v->substr(eq + 1));
+          !r) {
+        std::fprintf(stderr, "kiln: %s\n", r.error().message.c_str());
+        return 1;
+      }
+    } else {
+      return usage_error("unknown option \"" + a + "\"");
+    }
+  }
+  return 0;
+}
+
+}  // namespace kiln::cli

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "kiln/cache/config.hpp"
+
+namespace kiln::cli {
+
+// Runs `kiln <option>...` (everything that is not a compilation) and returns
+// the exit status: 0 success, 1 failure, 2 bad usage.
+int run_command(const std::vector<std::string>& args, cache::Config& config,
+                const std::string& config_error);
+
+// Prints "kiln: warning: <message>" on stderr unless the same message was
+// printed in the last hour (a marker under $TMPDIR), so a build with a broken
+// cache directory warns once instead of on every compilation.
+void warn_once(const std::string& message);
+
+// Starts a detached process that trims the local cache to its size limit, if
+// the statistics say it is over. The caller does not wait.
+void maybe_start_cleanup(const cache::Config& config);
+
+// Runs the cleanup now; returns a line for the user.
+std::string cleanup_now(const cache::Config& config);
+
+}  // namespace kiln::cli

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "kiln/storage/storage.hpp"
+#include "kiln/util/expected.hpp"
+
+namespace kiln::storage {
+
+// The framing of every stored entry (docs/storage-layout.md):
+//
+//   offset  size  field
+//   0       4     magic "KLN1"
+//   4       1     format version (k_entry_version)
+//   5       1     kind (EntryKind)
+//   6       1     compression: 0 none, 1 zstd
+//   7       1     reserved, 0
+//   8       8     payload size before compression (little endian)
+//   16      8     stored payload size (little endian)
+//   24      n     payload
+//   24+n    8     XXH3-64 of bytes [0, 24+n) (little endian)
+inline constexpr uint8_t k_entry_version = 1;
+
+enum class EntryError { truncated, bad_magic, bad_version, wrong_kind, bad_checksum, bad_payload };
+
+std::string_view to_string(EntryError e);
+
+// Encodes `payload` with zstd at `level` (0 stores it uncompressed).
+std::string encode_entry(EntryKind kind, std::string_view payload, int level);
+
+// Checks and decodes an entry; never returns a payload from a damaged entry.
+expected<std::string, EntryError> decode_entry(std::string_view bytes, EntryKind kind);
+
+}  // namespace kiln::storage

@@ -1,0 +1,95 @@
+#include "kiln/storage/local/local_storage.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <utility>
+
+#include "kiln/util/file.hpp"
+
+namespace kiln::storage {
+
+namespace {
+
+Failure failure_of(int err) {
+  switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+      return Failure::not_found;
+    case EACCES:
+    case EPERM:
+      return Failure::access_denied;
+    default:
+      return Failure::error;
+  }
+}
+
+// For a write nothing is "not found": a path that cannot be created is an error.
+Failure write_failure_of(int err) {
+  Failure f = failure_of(err);
+  return f == Failure::not_found ? Failure::error : f;
+}
+
+std::string parent_of(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  return slash == std::string::npos ? std::string() : path.substr(0, slash);
+}
+
+}  // namespace
+
+LocalStorage::LocalStorage(std::string dir) : m_dir(std::move(dir)) {
+  while (m_dir.size() > 1 && m_dir.back() == '/') {
+    m_dir.pop_back();
+  }
+}
+
+std::string LocalStorage::path_of(const Key& key) const {
+  return m_dir + "/" + key.relative_path();
+}
+
+expected<std::string, Failure> LocalStorage::get(const Key& key) {
+  std::string path = path_of(key);
+  auto data = util::read_file(path);
+  if (!data) {
+    return unexpected(failure_of(data.error()));
+  }
+  util::touch(path);
+  return std::move(*data);
+}
+
+expected<void, Failure> LocalStorage::put(const Key& key, std::string_view value) {
+  std::string path = path_of(key);
+  util::FileStat old = util::FileStat::lof(path);
+  auto written = util::write_file_atomic(path, value);
+  if (!written && written.error() == ENOENT) {
+    // First entry in this fan-out directory: create it and try once more.
+    if (auto made = util::make_directories(parent_of(path)); !made) {
+      return unexpected(write_failure_of(made.error()));
+    }
+    written = util::write_file_atomic(path, value);
+  }
+  if (!written) {
+    return unexpected(write_failure_of(written.error()));
+  }
+  util::FileStat now = util::FileStat::lof(path);
+  if (old.is_regular()) {
+    m_size_delta += now.disk_size() - old.disk_size();
+  } else {
+    m_size_delta += now.disk_size();
+    m_files_delta += 1;
+  }
+  return {};
+}
+
+expected<void, Failure> LocalStorage::remove(const Key& key) {
+  std::string path = path_of(key);
+  util::FileStat st = util::FileStat::lof(path);
+  if (::unlink(path.c_str()) != 0) {
+    return unexpected(failure_of(errno));
+  }
+  m_size_delta -= st.disk_size();
+  m_files_delta -= 1;
+  return {};
+}
+
+}  // namespace kiln::storage

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "kiln/storage/storage.hpp"
+
+namespace kiln::storage {
+
+// The local disk level: <dir>/<k0k1>/<k2k3>/<name>, written atomically
+// (temporary file in the same directory + rename), so any number of processes
+// may read and write at once and a kill -9 leaves at worst a stray temporary
+// file (removed by cleanup), never a partial entry. A get refreshes the
+// entry's mtime, which cleanup uses as the LRU order.
+//
+// The storage counts the bytes and files it adds and removes; the caller
+// folds those deltas into the statistics (see cache/stats.hpp).
+class LocalStorage : public Storage {
+ public:
+  explicit LocalStorage(std::string dir);
+
+  std::string_view name() const override { return "local"; }
+  expected<std::string, Failure> get(const Key& key) override;
+  expected<void, Failure> put(const Key& key, std::string_view value) override;
+  expected<void, Failure> remove(const Key& key) override;
+
+  // Absolute path of a key's file (whether or not it exists).
+  std::string path_of(const Key& key) const;
+
+  // Disk bytes and files added (negative: removed) by this object so far.
+  int64_t size_delta() const { return m_size_delta; }
+  int64_t files_delta() const { return m_files_delta; }
+
+ private:
+  std::string m_dir;
+  int64_t m_size_delta = 0;
+  int64_t m_files_delta = 0;
+};
+
+}  // namespace kiln::storage

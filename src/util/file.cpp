@@ -1,0 +1,173 @@
+#include "kiln/util/file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+
+namespace kiln::util {
+
+namespace {
+
+FileStat from_stat(const struct stat& st) {
+  FileStat s;
+  s.dev = st.st_dev;
+  s.ino = st.st_ino;
+  s.mode = st.st_mode;
+  s.size = st.st_size;
+  s.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+  s.ctime_ns = int64_t{st.st_ctim.tv_sec} * 1000000000 + st.st_ctim.tv_nsec;
+  s.atime_ns = int64_t{st.st_atim.tv_sec} * 1000000000 + st.st_atim.tv_nsec;
+  s.blocks = st.st_blocks;
+  return s;
+}
+
+FileStat failed() {
+  FileStat s;
+  s.error = errno;
+  return s;
+}
+
+}  // namespace
+
+bool FileStat::is_regular() const { return exists() && S_ISREG(mode); }
+bool FileStat::is_directory() const { return exists() && S_ISDIR(mode); }
+
+FileStat FileStat::of(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? from_stat(st) : failed();
+}
+
+FileStat FileStat::lof(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0 ? from_stat(st) : failed();
+}
+
+FileStat FileStat::of_fd(int fd) {
+  struct stat st;
+  return ::fstat(fd, &st) == 0 ? from_stat(st) : failed();
+}
+
+expected<std::string, int> read_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return unexpected(errno);
+  }
+  std::string out;
+  struct stat st;
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) {
+    out.reserve(static_cast<size_t>(st.st_size) + 1);
+  }
+  char buf[65536];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      int err = errno;
+      ::close(fd);
+      return unexpected(err);
+    }
+    if (n == 0) {
+      break;
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+bool write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return false;
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+expected<void, int> write_file(const std::string& path, std::string_view data) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    return unexpected(errno);
+  }
+  if (!write_all(fd, data)) {
+    int err = errno;
+    ::close(fd);
+    return unexpected(err);
+  }
+  if (::close(fd) != 0) {
+    return unexpected(errno);
+  }
+  return {};
+}
+
+std::string unique_suffix() {
+  static std::atomic<uint64_t> counter{0};
+  auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+  char buf[96];
+  std::snprintf(buf, sizeof buf, ".tmp.%d.%llx.%llu", static_cast<int>(::getpid()),
+                static_cast<unsigned long long>(now),
+                static_cast<unsigned long long>(counter.fetch_add(1)));
+  return buf;
+}
+
+expected<void, int> write_file_atomic(const std::string& path, std::string_view data) {
+  std::string tmp = path + unique_suffix();
+  if (auto r = write_file(tmp, data); !r) {
+    ::unlink(tmp.c_str());
+    return r;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return unexpected(err);
+  }
+  return {};
+}
+
+expected<void, int> make_directories(const std::string& path) {
+  if (path.empty()) {
+    return {};
+  }
+  if (::mkdir(path.c_str(), 0777) == 0 || errno == EEXIST) {
+    return {};
+  }
+  if (errno != ENOENT) {
+    return unexpected(errno);
+  }
+  auto slash = path.find_last_of('/');
+  if (slash == std::string::npos || slash == 0) {
+    return unexpected(ENOENT);
+  }
+  if (auto r = make_directories(path.substr(0, slash)); !r) {
+    return r;
+  }
+  if (::mkdir(path.c_str(), 0777) == 0 || errno == EEXIST) {
+    return {};
+  }
+  return unexpected(errno);
+}
+
+expected<void, int> copy_file_atomic(const std::string& from, const std::string& to) {
+  auto data = read_file(from);
+  if (!data) {
+    return unexpected(data.error());
+  }
+  return write_file_atomic(to, *data);
+}
+
+void touch(const std::string& path) { ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0); }
+
+}  // namespace kiln::util

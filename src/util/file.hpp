@@ -1,0 +1,57 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "kiln/util/expected.hpp"
+
+namespace kiln::util {
+
+// What stat(2) says about a path; exists() is false when stat failed.
+struct FileStat {
+  int error = 0;  // errno of the failed stat, 0 on success
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  uint32_t mode = 0;
+  int64_t size = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  int64_t atime_ns = 0;
+  uint64_t blocks = 0;
+
+  bool exists() const { return error == 0; }
+  bool is_regular() const;
+  bool is_directory() const;
+  // Bytes the file occupies on disk (st_blocks * 512).
+  int64_t disk_size() const { return static_cast<int64_t>(blocks) * 512; }
+
+  static FileStat of(const std::string& path);   // follows symlinks
+  static FileStat lof(const std::string& path);  // does not follow symlinks
+  static FileStat of_fd(int fd);
+};
+
+// Errors are errno values.
+expected<std::string, int> read_file(const std::string& path);
+expected<void, int> write_file(const std::string& path, std::string_view data);
+
+// Writes to a unique temporary file next to `path`, then renames it over `path`,
+// so readers see either the old or the whole new content, also after kill -9.
+expected<void, int> write_file_atomic(const std::string& path, std::string_view data);
+
+// Creates `path` and its parents; an existing directory is success.
+expected<void, int> make_directories(const std::string& path);
+
+// Copies `from` to `to` atomically (temporary file + rename).
+expected<void, int> copy_file_atomic(const std::string& from, const std::string& to);
+
+// Returns a name unique to this process and call, for temporary files.
+std::string unique_suffix();
+
+// Writes all of `data` to `fd`, retrying on EINTR and short writes.
+bool write_all(int fd, std::string_view data);
+
+// Sets the mtime of `path` to now (used for LRU); errors are ignored.
+void touch(const std::string& path);
+
+}  // namespace kiln::util

@@ -1,0 +1,24 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kiln::util {
+
+std::vector<std::string> split(std::string_view s, char sep);
+std::string_view trim(std::string_view s);
+
+// Parses sizes such as "5G", "500M", "1.5GiB", "1024" (bytes); G/M/K are powers
+// of 1024 as in ccache. Returns nullopt for anything else.
+std::optional<int64_t> parse_size(std::string_view s);
+std::string format_size(int64_t bytes);
+
+std::optional<int64_t> parse_int(std::string_view s);
+
+// Escapes a string for inclusion in JSON (without the surrounding quotes).
+std::string json_escape(std::string_view s);
+
+}  // namespace kiln::util

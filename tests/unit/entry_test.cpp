@@ -1,0 +1,236 @@
+#include "kiln/storage/entry.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "kiln/util/hash.hpp"
+
+namespace kiln::storage {
+namespace {
+
+std::string random_bytes(std::mt19937_64& rng, size_t n) {
+  std::string out(n, '\0');
+  for (char& c : out) {
+    c = static_cast<char>(rng() & 0xff);
+  }
+  return out;
+}
+
+std::string compressible(size_t n) {
+  std::string out;
+  while (out.size() < n) {
+    out += "int main() { return 42; } // object code\n";
+  }
+  out.resize(n);
+  return out;
+}
+
+void set_u64(std::string& bytes, size_t offset, uint64_t v) {
+  for (int i = 0; i < 8; ++i) {
+    bytes[offset + static_cast<size_t>(i)] = static_cast<char>(static_cast<uint8_t>(v >> (8 * i)));
+  }
+}
+
+// Recomputes the trailing checksum, so a test can forge an entry whose damage
+// only the structural checks can find.
+void reseal(std::string& bytes) {
+  size_t body = bytes.size() - 8;
+  set_u64(bytes, body, util::checksum64(std::string_view(bytes).substr(0, body)));
+}
+
+TEST(EntryTest, RoundTripsAtEveryLevel) {
+  std::mt19937_64 rng(1);
+  const std::string payloads[] = {"", "x", compressible(100000), random_bytes(rng, 70000)};
+  for (int level : {0, 1, 3, 19, -5}) {
+    for (const std::string& payload : payloads) {
+      for (EntryKind kind : {EntryKind::result, EntryKind::manifest}) {
+        std::string entry = encode_entry(kind, payload, level);
+        auto decoded = decode_entry(entry, kind);
+        ASSERT_TRUE(decoded) << "level " << level << ": " << to_string(decoded.error());
+        EXPECT_EQ(*decoded, payload);
+      }
+    }
+  }
+}
+
+TEST(EntryTest, HeaderLayoutIsAsDocumented) {
+  std::string payload = compressible(5000);
+  std::string stored = encode_entry(EntryKind::manifest, payload, 0);
+  ASSERT_EQ(stored.size(), 24 + payload.size() + 8);
+  EXPECT_EQ(stored.substr(0, 4), "KLN1");
+  EXPECT_EQ(static_cast<uint8_t>(stored[4]), k_entry_version);
+  EXPECT_EQ(static_cast<uint8_t>(stored[5]), 2);
+  EXPECT_EQ(static_cast<uint8_t>(stored[6]), 0);
+  EXPECT_EQ(static_cast<uint8_t>(stored[7]), 0);
+  EXPECT_EQ(static_cast<uint8_t>(stored[8]), 5000 & 0xff);
+  EXPECT_EQ(static_cast<uint8_t>(stored[9]), 5000 >> 8);
+  EXPECT_EQ(stored.substr(24, payload.size()), payload);
+
+  std::string compressed = encode_entry(EntryKind::result, payload, 3);
+  EXPECT_EQ(static_cast<uint8_t>(compressed[5]), 1);
+  EXPECT_EQ(static_cast<uint8_t>(compressed[6]), 1);
+  EXPECT_LT(compressed.size(), payload.size());
+}
+
+TEST(EntryTest, WrongKindIsRejected) {
+  std::string entry = encode_entry(EntryKind::result, "payload", 1);
+  auto decoded = decode_entry(entry, EntryKind::manifest);
+  ASSERT_FALSE(decoded);
+  EXPECT_EQ(decoded.error(), EntryError::wrong_kind);
+}
+
+TEST(EntryTest, BadMagicIsRejected) {
+  std::string entry = encode_entry(EntryKind::result, "payload", 1);
+  entry[0] = 'X';
+  auto decoded = decode_entry(entry, EntryKind::result);
+  ASSERT_FALSE(decoded);
+  EXPECT_EQ(decoded.error(), EntryError::bad_magic);
+}
+
+TEST(EntryTest, UnknownVersionIsRejected) {
+  std::string entry = encode_entry(EntryKind::result, "payload", 1);
+  entry[4] = static_cast<char>(k_entry_version + 1);
+  reseal(entry);
+  auto decoded = decode_entry(entry, EntryKind::result);
+  ASSERT_FALSE(decoded);
+  EXPECT_EQ(decoded.error(), EntryError::bad_version);
+}
+
+TEST(EntryTest, FlippedPayloadByteIsABadChecksum) {
+  std::string payload = compressible(3000);
+  for (int level : {0, 3}) {
+    std::string entry = encode_entry(EntryKind::result, payload, level);
+    for (size_t i = 24; i < entry.size(); ++i) {
+      std::string damaged = entry;
+      damaged[i] ^= 0x10;
+      auto decoded = decode_entry(damaged, EntryKind::result);
+      ASSERT_FALSE(decoded) << "byte " << i;
+      EXPECT_EQ(decoded.error(), EntryError::bad_checksum) << "byte " << i;
+    }
+  }
+}
+
+TEST(EntryTest, AnyFlippedBitIsAnError) {
+  std::string entry = encode_entry(EntryKind::manifest, compressible(500), 1);
+  for (size_t i = 0; i < entry.size(); ++i) {
+    for (int bit = 0; bit < 8; ++bit) {
+      std::string damaged = entry;
+      damaged[i] = static_cast<char>(damaged[i] ^ (1 << bit));
+      EXPECT_FALSE(decode_entry(damaged, EntryKind::manifest)) << "byte " << i << " bit " << bit;
+    }
+  }
+}
+
+TEST(EntryTest, EveryTruncationIsRejected) {
+  for (int level : {0, 1}) {
+    std::string entry = encode_entry(EntryKind::result, compressible(2000), level);
+    for (size_t n = 0; n < entry.size(); ++n) {
+      auto decoded = decode_entry(std::string_view(entry).substr(0, n), EntryKind::result);
+      ASSERT_FALSE(decoded) << "length " << n;
+      EXPECT_EQ(decoded.error(), EntryError::truncated) << "length " << n;
+    }
+  }
+}
+
+TEST(EntryTest, TrailingBytesAreRejected) {
+  std::string entry = encode_entry(EntryKind::result, "payload", 1);
+  entry += "extra";
+  EXPECT_FALSE(decode_entry(entry, EntryKind::result));
+}
+
+TEST(EntryTest, LyingSizeFieldsWithAValidChecksumAreRejected) {
+  std::string payload = compressible(4000);
+
+  // Uncompressed entry claiming a different original size.
+  std::string plain = encode_entry(EntryKind::result, payload, 0);
+  set_u64(plain, 8, payload.size() + 1);
+  reseal(plain);
+  auto decoded = decode_entry(plain, EntryKind::result);
+  ASSERT_FALSE(decoded);
+  EXPECT_EQ(decoded.error(), EntryError::bad_payload);
+
+  // zstd entry claiming a different original size, smaller or larger.
+  for (uint64_t claimed : {uint64_t{0}, uint64_t{3999}, uint64_t{4001}, uint64_t{1} << 20,
+                           (uint64_t{4} << 30) + 1, ~uint64_t{0}}) {
+    std::string compressed = encode_entry(EntryKind::result, payload, 3);
+    set_u64(compressed, 8, claimed);
+    reseal(compressed);
+    decoded = decode_entry(compressed, EntryKind::result);
+    ASSERT_FALSE(decoded) << claimed;
+    EXPECT_EQ(decoded.error(), EntryError::bad_payload) << claimed;
+  }
+
+  // Stored size beyond the buffer, including values that overflow offsets.
+  for (uint64_t claimed : {uint64_t{4001}, uint64_t{1} << 40, ~uint64_t{0}, ~uint64_t{0} - 23}) {
+    std::string damaged = encode_entry(EntryKind::result, payload, 0);
+    set_u64(damaged, 16, claimed);
+    EXPECT_FALSE(decode_entry(damaged, EntryKind::result)) << claimed;
+  }
+
+  // Unknown compression method, reserved byte set.
+  std::string method = encode_entry(EntryKind::result, payload, 0);
+  method[6] = 7;
+  reseal(method);
+  EXPECT_FALSE(decode_entry(method, EntryKind::result));
+  std::string reserved = encode_entry(EntryKind::result, payload, 0);
+  reserved[7] = 1;
+  reseal(reserved);
+  EXPECT_FALSE(decode_entry(reserved, EntryKind::result));
+}
+
+TEST(EntryTest, RandomGarbageNeverDecodes) {
+  std::mt19937_64 rng(42);
+  for (int i = 0; i < 20000; ++i) {
+    std::string bytes = random_bytes(rng, rng() % 300);
+    if (i % 2 == 0 && bytes.size() >= 8) {
+      std::memcpy(bytes.data(), "KLN1", 4);
+      bytes[4] = static_cast<char>(k_entry_version);
+      bytes[5] = 1;
+      bytes[7] = 0;
+    }
+    EXPECT_FALSE(decode_entry(bytes, EntryKind::result));
+  }
+}
+
+TEST(EntryTest, ForgedZstdPayloadsNeverCrash) {
+  // Damage inside the zstd frame, resealed so that the checksum passes: the
+  // decoder sees arbitrary frames. Either an error or the claimed size.
+  std::mt19937_64 rng(7);
+  std::string payload = compressible(20000) + random_bytes(rng, 3000);
+  std::string entry = encode_entry(EntryKind::result, payload, 3);
+  for (int i = 0; i < 5000; ++i) {
+    std::string forged = entry;
+    int flips = 1 + static_cast<int>(rng() % 4);
+    for (int f = 0; f < flips; ++f) {
+      size_t at = 24 + rng() % (forged.size() - 32);
+      forged[at] = static_cast<char>(rng() & 0xff);
+    }
+    reseal(forged);
+    auto decoded = decode_entry(forged, EntryKind::result);
+    if (decoded) {
+      EXPECT_EQ(decoded->size(), payload.size());
+    }
+  }
+  for (int i = 0; i < 2000; ++i) {
+    std::string body = random_bytes(rng, rng() % 200);
+    std::string forged = encode_entry(EntryKind::result, body, 0);
+    forged[6] = 1;  // claim zstd
+    set_u64(forged, 8, rng() % (1 << 20));
+    reseal(forged);
+    EXPECT_FALSE(decode_entry(forged, EntryKind::result));
+  }
+}
+
+TEST(EntryTest, ErrorsHaveNames) {
+  for (EntryError e : {EntryError::truncated, EntryError::bad_magic, EntryError::bad_version,
+                       EntryError::wrong_kind, EntryError::bad_checksum, EntryError::bad_payload}) {
+    EXPECT_FALSE(to_string(e).empty());
+    EXPECT_NE(to_string(e), "unknown");
+  }
+}
+
+}  // namespace
+}  // namespace kiln::storage
