@@ -38,6 +38,10 @@ std::string join_path(std::string_view a, std::string_view b) {
   return out;
 }
 
+namespace {
+const char* part_data(std::string_view part) { return part.data(); }
+}  // namespace
+
 std::string normalize(std::string_view path) {
   bool abs = !path.empty() && path.front() == '/';
   std::vector<std::string_view> parts;
@@ -61,15 +65,20 @@ std::string normalize(std::string_view path) {
     }
     i = j + 1;
   }
-  std::string out = abs ? "/" : "";
-  for (size_t k = 0; k < parts.size(); ++k) {
-    if (k > 0) {
-      out += '/';
-    }
-    out += parts[k];
+  if (parts.empty()) {
+    return abs ? "/" : ".";
   }
-  if (out.empty()) {
-    out = ".";
+  size_t length = abs ? 1 : 0;
+  for (auto part : parts) {
+    length += part.size() + 1;
+  }
+  std::string out;
+  out.reserve(length);
+  for (size_t k = 0; k < parts.size(); ++k) {
+    if (k > 0 || abs) {
+      out.push_back('/');
+    }
+    out.append(part_data(parts[k]), parts[k].size());
   }
   return out;
 }
