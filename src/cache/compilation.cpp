@@ -93,8 +93,8 @@ Outcome Compilation::run_pipeline() {
       return fall_back(Counter::time_macro, m_args.source);
     }
     if (!m_cfg.recache) {
-      if (auto result = from_cache_direct()) {
-        if (replay(*result)) {
+      if (auto found = from_cache_direct()) {
+        if (replay(found->first, found->second)) {
           m_stats.add(Counter::direct_hit);
           m_log.event("hit", {{"mode", "direct"}});
           return Outcome{Outcome::Kind::done, 0};
@@ -138,7 +138,7 @@ Outcome Compilation::run_pipeline() {
   }
   if (!m_cfg.recache) {
     if (auto result = load_result(result_key)) {
-      if (replay(*result)) {
+      if (replay(*result, result_key)) {
         if (includes) {
           update_manifest(result_key, *includes);
         }

@@ -79,7 +79,8 @@ class Compilation {
   std::optional<std::string> get_entry(const storage::Key& key);
   std::optional<Manifest> load_manifest();
   std::optional<Result> load_result(const util::Digest& result_key);
-  std::optional<Result> from_cache_direct();
+  // The result and its key.
+  std::optional<std::pair<Result, util::Digest>> from_cache_direct();
 
   // to_cache.cpp
   expected<util::RunResult, int> run_compiler();
@@ -91,7 +92,8 @@ class Compilation {
   std::string stored_path(const std::string& path) const;
 
   // replay.cpp
-  bool replay(const Result& result);
+  bool replay(const Result& result, const util::Digest& result_key);
+  util::LinkMode link_mode() const;
   static void write_output(const util::RunResult& run);
 
   const Invocation& m_inv;

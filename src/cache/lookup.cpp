@@ -57,7 +57,7 @@ std::optional<Result> Compilation::load_result(const util::Digest& result_key) {
   return result;
 }
 
-std::optional<Result> Compilation::from_cache_direct() {
+std::optional<std::pair<Result, util::Digest>> Compilation::from_cache_direct() {
   auto manifest = load_manifest();
   if (!manifest) {
     return std::nullopt;
@@ -70,7 +70,11 @@ std::optional<Result> Compilation::from_cache_direct() {
   if (!result_key) {
     return std::nullopt;
   }
-  return load_result(*result_key);
+  auto result = load_result(*result_key);
+  if (!result) {
+    return std::nullopt;
+  }
+  return std::pair{std::move(*result), *result_key};
 }
 
 }  // namespace kiln::cache

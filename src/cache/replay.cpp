@@ -13,7 +13,14 @@ void Compilation::write_output(const util::RunResult& run) {
   util::write_all(STDERR_FILENO, run.err);
 }
 
-bool Compilation::replay(const Result& result) {
+util::LinkMode Compilation::link_mode() const {
+  if (m_cfg.file_link == "hardlink") {
+    return util::LinkMode::hardlink;
+  }
+  return m_cfg.file_link == "reflink" ? util::LinkMode::reflink : util::LinkMode::copy;
+}
+
+bool Compilation::replay(const Result& result, const util::Digest& result_key) {
   const std::string* out = nullptr;
   const std::string* err = nullptr;
   for (const auto& f : result.files) {
@@ -23,6 +30,17 @@ bool Compilation::replay(const Result& result) {
     switch (f.type) {
       case FileType::object:
         path = m_args.output;
+        if (result.external_object_size > 0) {
+          std::string dest = util::absolute(path, m_inv.cwd);
+          storage::Key key{result_key, storage::EntryKind::result};
+          if (!m_local->get_file(key, "o", dest, link_mode()) ||
+              static_cast<uint64_t>(util::FileStat::of(dest).size) !=
+                  result.external_object_size) {
+            m_log.event("replay_failed", {{"path", path}, {"reason", "external object"}});
+            return false;
+          }
+          continue;
+        }
         break;
       case FileType::depfile:
         if (!m_args.generating_dependencies) {

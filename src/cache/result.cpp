@@ -39,6 +39,7 @@ std::string Result::serialize() const {
   util::Writer w;
   w.u32(k_result_version);
   w.u64(depfile_target_length);
+  w.u64(external_object_size);
   w.u32(static_cast<uint32_t>(files.size()));
   for (const auto& f : files) {
     w.u8(static_cast<uint8_t>(f.type));
@@ -54,6 +55,7 @@ std::optional<Result> Result::parse(std::string_view payload) {
   }
   Result res;
   res.depfile_target_length = r.u64();
+  res.external_object_size = r.u64();
   uint32_t n = r.u32();
   if (!r.ok() || n > 16) {
     return std::nullopt;

@@ -22,6 +22,10 @@ struct Result {
   // Length of the depfile's first target when kiln may rewrite it on a hit
   // (no -MT/-MQ given: the target is the object path); 0 otherwise.
   uint64_t depfile_target_length = 0;
+  // Non-zero when the object is stored beside the entry as a plain file
+  // (file_link = hardlink or reflink); its size, checked on a hit. The object
+  // File then has empty data.
+  uint64_t external_object_size = 0;
 
   const File* find(FileType t) const;
 

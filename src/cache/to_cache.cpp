@@ -185,7 +185,24 @@ bool Compilation::to_cache(const util::Digest& result_key, const util::RunResult
     result.files.push_back({type, std::move(*data)});
     return true;
   };
-  if (!read_output(m_args.output, FileType::object, true) ||
+  storage::Key key{result_key, storage::EntryKind::result};
+  bool external = link_mode() != util::LinkMode::copy;
+  if (external) {
+    std::string obj = util::absolute(m_args.output, m_inv.cwd);
+    util::FileStat st = util::FileStat::of(obj);
+    if (!st.is_regular() || st.size == 0) {
+      m_stats.add(Counter::missing_output);
+      return false;
+    }
+    if (auto r = m_local->put_file(key, "o", obj, link_mode()); !r) {
+      m_stats.add(Counter::error_storage_write);
+      m_log.event("storage_error", {{"op", "put_file"}, {"failure", storage::to_string(r.error())}});
+      return false;
+    }
+    result.external_object_size = static_cast<uint64_t>(st.size);
+    result.files.push_back({FileType::object, {}});
+  }
+  if ((!external && !read_output(m_args.output, FileType::object, true)) ||
       !read_output(m_args.generating_dependencies ? m_args.depfile : "", FileType::depfile,
                    m_args.generating_dependencies)) {
     m_stats.add(Counter::missing_output);
@@ -214,7 +231,6 @@ bool Compilation::to_cache(const util::Digest& result_key, const util::RunResult
     result.files.push_back({FileType::err, run.err});
   }
 
-  storage::Key key{result_key, storage::EntryKind::result};
   std::string entry = storage::encode_entry(key.kind, result.serialize(), m_cfg.compression_level);
   if (auto r = m_local->put(key, entry); !r) {
     m_stats.add(Counter::error_storage_write);

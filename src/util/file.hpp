@@ -45,6 +45,15 @@ expected<void, int> make_directories(const std::string& path);
 // Copies `from` to `to` atomically (temporary file + rename).
 expected<void, int> copy_file_atomic(const std::string& from, const std::string& to);
 
+// How place_file puts a file in place.
+enum class LinkMode { copy, hardlink, reflink };
+
+// Puts the content of `from` at `to` atomically (temporary file + rename):
+// hardlink: link(2), falling back to a copy across file systems;
+// reflink: a copy-on-write clone (FICLONE), falling back to a copy where the
+// file system cannot clone; copy: copy_file_range / read+write.
+expected<void, int> place_file(const std::string& from, const std::string& to, LinkMode mode);
+
 // Returns a name unique to this process and call, for temporary files.
 std::string unique_suffix();
 

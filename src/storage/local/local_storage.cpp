@@ -92,4 +92,36 @@ expected<void, Failure> LocalStorage::remove(const Key& key) {
   return {};
 }
 
+expected<void, Failure> LocalStorage::put_file(const Key& key, std::string_view suffix,
+                                             const std::string& source, util::LinkMode mode) {
+  std::string path = path_of(key) + "." + std::string(suffix);
+  util::FileStat old = util::FileStat::lof(path);
+  // A hard link would let the build change the cached copy: store a copy.
+  util::LinkMode store_mode = mode == util::LinkMode::reflink ? mode : util::LinkMode::copy;
+  auto placed = util::place_file(source, path, store_mode);
+  if (!placed && placed.error() == ENOENT) {
+    if (auto made = util::make_directories(parent_of(path)); !made) {
+      return unexpected(write_failure_of(made.error()));
+    }
+    placed = util::place_file(source, path, store_mode);
+  }
+  if (!placed) {
+    return unexpected(write_failure_of(placed.error()));
+  }
+  util::FileStat now = util::FileStat::lof(path);
+  m_size_delta += now.disk_size() - (old.is_regular() ? old.disk_size() : 0);
+  m_files_delta += old.is_regular() ? 0 : 1;
+  return {};
+}
+
+expected<void, Failure> LocalStorage::get_file(const Key& key, std::string_view suffix,
+                                             const std::string& dest, util::LinkMode mode) {
+  std::string path = path_of(key) + "." + std::string(suffix);
+  if (auto placed = util::place_file(path, dest, mode); !placed) {
+    return unexpected(failure_of(placed.error()));
+  }
+  util::touch(mode == util::LinkMode::hardlink ? path : dest);
+  return {};
+}
+
 }  // namespace kiln::storage

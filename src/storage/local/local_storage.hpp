@@ -4,6 +4,7 @@
 #include <string>
 
 #include "kiln/storage/storage.hpp"
+#include "kiln/util/file.hpp"
 
 namespace kiln::storage {
 
@@ -23,6 +24,15 @@ class LocalStorage : public Storage {
   expected<std::string, Failure> get(const Key& key) override;
   expected<void, Failure> put(const Key& key, std::string_view value) override;
   expected<void, Failure> remove(const Key& key) override;
+
+  // Stores a copy of the file `source` beside the key's entry, named
+  // <name>.<suffix> (for objects that hits hard-link or reflink into place).
+  expected<void, Failure> put_file(const Key& key, std::string_view suffix,
+                                   const std::string& source, util::LinkMode mode);
+  // Puts the file stored by put_file at `dest` (atomically) and refreshes its
+  // mtime (LRU order, and so make sees a new file after a hard link).
+  expected<void, Failure> get_file(const Key& key, std::string_view suffix,
+                                   const std::string& dest, util::LinkMode mode);
 
   // Absolute path of a key's file (whether or not it exists).
   std::string path_of(const Key& key) const;
