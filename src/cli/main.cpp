@@ -98,7 +98,18 @@ int main(int argc, char** argv) {
     stats.add(cache::Counter::files, local->files_delta());
     stats.add(cache::Counter::size, local->size_delta());
   }
-  if (config.stats && !stats.flush(config.cache_dir)) {
+  if (!config.stats) {
+    // Cleanup still needs the size and file counters.
+    cache::Stats sizes;
+    for (auto counter : {cache::Counter::files, cache::Counter::size}) {
+      auto it = stats.delta().find(std::string(cache::to_string(counter)));
+      if (it != stats.delta().end()) {
+        sizes.add(counter, it->second);
+      }
+    }
+    stats = std::move(sizes);
+  }
+  if (!stats.flush(config.cache_dir)) {
     cli::warn_once("cannot update statistics in " + config.cache_dir + "/stats: " +
                    std::strerror(errno));
   }
