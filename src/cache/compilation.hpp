@@ -81,6 +81,7 @@ class Compilation {
   std::optional<Result> load_result(const util::Digest& result_key);
   // The result and its key.
   std::optional<std::pair<Result, util::Digest>> from_cache_direct();
+  void refresh_manifest(Manifest& manifest, const std::vector<uint32_t>& files);
 
   // to_cache.cpp
   expected<util::RunResult, int> run_compiler();
@@ -108,6 +109,10 @@ class Compilation {
   bool m_source_has_date = false;
   bool m_time_macros_ok = false;  // SOURCE_DATE_EPOCH set
 };
+
+// A header's stat is trusted for later look-ups only if the header is older
+// than this (docs/direct-mode.md).
+inline constexpr int64_t k_trust_age_ns = 2'000'000'000;
 
 // Maps a reason from argument processing to its counter.
 Counter counter_for(compiler::Uncacheable u);

@@ -63,7 +63,8 @@ std::optional<std::pair<Result, util::Digest>> Compilation::from_cache_direct() 
     return std::nullopt;
   }
   int64_t rehashed = 0;
-  auto result_key = manifest->lookup(m_checker, today(), &rehashed);
+  std::vector<uint32_t> matched_by_content;
+  auto result_key = manifest->lookup(m_checker, today(), &rehashed, &matched_by_content);
   m_log.event("manifest_lookup", {{"entries", static_cast<int64_t>(manifest->entries().size())},
                                   {"rehashed", rehashed},
                                   {"found", result_key ? "yes" : "no"}});
@@ -74,7 +75,35 @@ std::optional<std::pair<Result, util::Digest>> Compilation::from_cache_direct() 
   if (!result) {
     return std::nullopt;
   }
+  refresh_manifest(*manifest, matched_by_content);
   return std::pair{std::move(*result), *result_key};
+}
+
+void Compilation::refresh_manifest(Manifest& manifest, const std::vector<uint32_t>& files) {
+  // Headers that had to be read (touched, another checkout, or too recent to
+  // trust when stored) get their current stat recorded once they are old
+  // enough, so that later hits skip reading them.
+  if (m_cfg.read_only || files.empty()) {
+    return;
+  }
+  const int64_t trusted = m_inv.start_ns - k_trust_age_ns;
+  bool changed = false;
+  for (uint32_t i : files) {
+    const util::FileStat& st = m_checker.stat(manifest.files()[i].path);
+    if (st.is_regular() && st.mtime_ns < trusted && st.ctime_ns < trusted) {
+      manifest.refresh_stat(i, st);
+      changed = true;
+    }
+  }
+  if (!changed) {
+    return;
+  }
+  storage::Key key{*m_manifest_key, storage::EntryKind::manifest};
+  std::string entry =
+      storage::encode_entry(key.kind, manifest.serialize(), m_cfg.compression_level);
+  if (m_local->put(key, entry)) {
+    m_log.event("manifest_refreshed", {{"files", static_cast<int64_t>(files.size())}});
+  }
 }
 
 }  // namespace kiln::cache

@@ -138,8 +138,19 @@ void Manifest::compact() {
   m_dirs = std::move(dirs);
 }
 
+void Manifest::refresh_stat(uint32_t index, const util::FileStat& st) {
+  FileRecord& f = m_files.at(index);
+  f.has_stat = true;
+  f.dev = st.dev;
+  f.ino = st.ino;
+  f.size = st.size;
+  f.mtime_ns = st.mtime_ns;
+  f.ctime_ns = st.ctime_ns;
+}
+
 std::optional<util::Digest> Manifest::lookup(FileChecker& checker, int64_t today,
-                                             int64_t* rehashed) const {
+                                             int64_t* rehashed,
+                                             std::vector<uint32_t>* matched_by_content) const {
   // 0 unknown, 1 matches, 2 differs
   std::vector<uint8_t> file_state(m_files.size(), 0);
   std::vector<uint8_t> dir_state(m_dirs.size(), 0);
@@ -173,6 +184,9 @@ std::optional<util::Digest> Manifest::lookup(FileChecker& checker, int64_t today
           ++hashed;
           const auto& content = checker.content(f.path);
           file_state[i] = content && content->digest == f.digest ? 1 : 2;
+          if (file_state[i] == 1 && matched_by_content) {
+            matched_by_content->push_back(i);
+          }
         }
       }
       ok = file_state[i] == 1;

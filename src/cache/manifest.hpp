@@ -55,8 +55,15 @@ class Manifest {
   // what is on disk now. `today` is the current day for date-dependent entries.
   // *rehashed is set to the number of files whose stat did not match and had
   // to be hashed.
+  // *matched_by_content, if given, receives the indices of files whose stat
+  // differed but whose content matched (candidates for refresh_stat).
   std::optional<util::Digest> lookup(FileChecker& checker, int64_t today,
-                                     int64_t* rehashed = nullptr) const;
+                                     int64_t* rehashed = nullptr,
+                                     std::vector<uint32_t>* matched_by_content = nullptr) const;
+
+  // Records the current stat of file `index` (whose content is known to match),
+  // so later look-ups need not read it again.
+  void refresh_stat(uint32_t index, const util::FileStat& st);
 
   const std::vector<FileRecord>& files() const { return m_files; }
   const std::vector<DirRecord>& dirs() const { return m_dirs; }

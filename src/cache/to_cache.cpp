@@ -14,9 +14,6 @@ namespace {
 // File system timestamps come from a coarse clock (a few ms); anything stamped
 // this close to the start of kiln may have been written during the compile.
 constexpr int64_t k_too_new_slack_ns = 50'000'000;
-// A header's stat is trusted for later look-ups only if it is older than this
-// at store time (see docs/direct-mode.md).
-constexpr int64_t k_trust_age_ns = 2'000'000'000;
 
 }  // namespace
 
