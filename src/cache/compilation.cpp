@@ -103,8 +103,10 @@ Outcome Compilation::run_pipeline() {
     }
   }
 
-  // Depend mode: compile, then learn the includes from the depfile.
-  if (m_cfg.direct_mode && m_cfg.depend_mode && m_args.generating_dependencies) {
+  // Depend mode: compile, then learn the includes from the depfile. Not with
+  // -MMD, whose depfile leaves out system headers that the key must cover.
+  if (m_cfg.direct_mode && m_cfg.depend_mode && m_args.generating_dependencies &&
+      !m_args.system_deps_omitted) {
     auto run = run_compiler();
     if (!run) {
       return fall_back(Counter::error_internal, "cannot run the compiler");

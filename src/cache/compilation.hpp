@@ -114,6 +114,10 @@ class Compilation {
 // than this (docs/direct-mode.md).
 inline constexpr int64_t k_trust_age_ns = 2'000'000'000;
 
+// Manifests are read on every direct-mode look-up and are small: a fast zstd
+// level keeps them compact while decoding stays cheap (docs/benchmarks.md).
+inline constexpr int k_manifest_compression_level = -1;
+
 // Maps a reason from argument processing to its counter.
 Counter counter_for(compiler::Uncacheable u);
 

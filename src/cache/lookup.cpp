@@ -100,7 +100,7 @@ void Compilation::refresh_manifest(Manifest& manifest, const std::vector<uint32_
   }
   storage::Key key{*m_manifest_key, storage::EntryKind::manifest};
   std::string entry =
-      storage::encode_entry(key.kind, manifest.serialize(), m_cfg.compression_level);
+      storage::encode_entry(key.kind, manifest.serialize(), k_manifest_compression_level);
   if (m_local->put(key, entry)) {
     m_log.event("manifest_refreshed", {{"files", static_cast<int64_t>(files.size())}});
   }

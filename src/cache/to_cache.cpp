@@ -251,7 +251,7 @@ void Compilation::update_manifest(const util::Digest& result_key, const Includes
   bool dated = (includes.has_date || m_source_has_date) && !m_time_macros_ok;
   manifest.add(includes.files, includes.dirs, result_key, dated ? today() : 0);
   std::string entry =
-      storage::encode_entry(key.kind, manifest.serialize(), m_cfg.compression_level);
+      storage::encode_entry(key.kind, manifest.serialize(), k_manifest_compression_level);
   if (auto r = m_local->put(key, entry); !r) {
     m_stats.add(Counter::error_storage_write);
     m_log.event("storage_error", {{"op", "put"}, {"failure", storage::to_string(r.error())}});

@@ -242,6 +242,7 @@ void Processor::handle_flag(const std::string& arg) {
     fail(Uncacheable::called_for_preprocessing, arg);
   } else if (arg == "-MD" || arg == "-MMD") {
     m_out.generating_dependencies = true;
+    m_out.system_deps_omitted = arg == "-MMD";
     cls = ArgClass::dependency;
   } else if (arg == "-MP" || arg == "-MG") {
     cls = ArgClass::dependency;

