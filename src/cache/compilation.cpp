@@ -42,11 +42,7 @@ Counter counter_for(compiler::Uncacheable u) {
 }
 
 Compilation::Compilation(const Invocation& inv, Stats& stats)
-    : m_inv(inv),
-      m_cfg(*inv.config),
-      m_stats(stats),
-      m_log(*inv.log),
-      m_checker(inv.cwd) {}
+    : m_inv(inv), m_cfg(*inv.config), m_stats(stats), m_log(*inv.log), m_checker(inv.cwd) {}
 
 Compilation::~Compilation() = default;
 

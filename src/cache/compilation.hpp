@@ -60,7 +60,7 @@ class Compilation {
     std::vector<util::Digest> digests;  // of files, for the depend-mode key
     bool has_date = false;
     bool has_time = false;
-    bool too_new = false;      // modified during the compilation
+    bool too_new = false;  // modified during the compilation
     bool unreadable = false;
   };
 

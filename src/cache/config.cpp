@@ -34,7 +34,9 @@ std::string env_or(const char* name, const std::string& fallback) {
   return v && *v ? std::string(v) : fallback;
 }
 
-std::string home() { return env_or("HOME", "/tmp"); }
+std::string home() {
+  return env_or("HOME", "/tmp");
+}
 
 std::string default_cache_dir() {
   const char* xdg = std::getenv("XDG_CACHE_HOME");
@@ -284,8 +286,7 @@ expected<void, ConfigError> set_config_value(const std::string& path, const std:
   }
   auto b = parse_bool(value);
   bool is_bool_key = key == "disable" || key == "direct_mode" || key == "depend_mode" ||
-                     key == "hash_dir" || key == "read_only" || key == "recache" ||
-                     key == "stats";
+                     key == "hash_dir" || key == "read_only" || key == "recache" || key == "stats";
   if (is_bool_key && b) {
     table.insert_or_assign(key, *b);
   } else if (key == "compression_level") {
@@ -296,8 +297,8 @@ expected<void, ConfigError> set_config_value(const std::string& path, const std:
   std::ostringstream out;
   out << table << "\n";
   if (auto r = util::make_directories(std::string(util::dir_name(path))); !r) {
-    return unexpected(ConfigError{ConfigErrorKind::unreadable_file,
-                                  path + ": cannot create directory"});
+    return unexpected(
+        ConfigError{ConfigErrorKind::unreadable_file, path + ": cannot create directory"});
   }
   if (auto r = util::write_file_atomic(path, out.str()); !r) {
     return unexpected(ConfigError{ConfigErrorKind::unreadable_file,

@@ -138,8 +138,8 @@ std::vector<std::string> includes_from_cpp_output(std::string_view text) {
       q = 5;
     }
     size_t digits_start = line.find_first_not_of(' ', q);
-    if (digits_start == std::string_view::npos || digits_start == q ||
-        line[digits_start] < '0' || line[digits_start] > '9') {
+    if (digits_start == std::string_view::npos || digits_start == q || line[digits_start] < '0' ||
+        line[digits_start] > '9') {
       continue;
     }
     q = line.find_first_not_of("0123456789", digits_start);

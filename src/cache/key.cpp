@@ -13,9 +13,20 @@ namespace {
 
 // Environment variables that change the compiler's output.
 constexpr const char* k_hashed_env[] = {
-    "CPATH",          "C_INCLUDE_PATH",   "CPLUS_INCLUDE_PATH", "OBJC_INCLUDE_PATH",
-    "OBJCPLUS_INCLUDE_PATH", "SOURCE_DATE_EPOCH", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES",
-    "GCC_COMPARE_DEBUG", "GCC_EXEC_PREFIX", "COMPILER_PATH", "CCC_OVERRIDE_OPTIONS",
+    "CPATH",
+    "C_INCLUDE_PATH",
+    "CPLUS_INCLUDE_PATH",
+    "OBJC_INCLUDE_PATH",
+    "OBJCPLUS_INCLUDE_PATH",
+    "SOURCE_DATE_EPOCH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "GCC_COMPARE_DEBUG",
+    "GCC_EXEC_PREFIX",
+    "COMPILER_PATH",
+    "CCC_OVERRIDE_OPTIONS",
 };
 
 // The CPU description that -march=native resolves against.
@@ -70,8 +81,7 @@ void Compilation::hash_common_info(util::Hasher& h) const {
     h.field("output").field(m_args.output);
   }
   // Debug info and coverage data embed the working directory.
-  if ((m_args.debug_info && m_cfg.hash_dir && !m_args.debug_prefix_map) ||
-      m_args.profile_arcs) {
+  if ((m_args.debug_info && m_cfg.hash_dir && !m_args.debug_prefix_map) || m_args.profile_arcs) {
     h.field("cwd").field(m_inv.cwd);
   }
   if (m_args.uses_native_cpu) {

@@ -43,8 +43,7 @@ auto dir_tuple(const Manifest::DirRecord& d) {
 
 }  // namespace
 
-Manifest::DirRecord Manifest::dir_record(const std::string& path,
-                                         std::vector<std::string> absent,
+Manifest::DirRecord Manifest::dir_record(const std::string& path, std::vector<std::string> absent,
                                          FileChecker& checker) {
   DirRecord d;
   d.path = path;
@@ -106,9 +105,8 @@ void Manifest::add(std::vector<FileRecord> files, std::vector<DirRecord> dirs,
   }
   m_entries.push_back(std::move(e));
   if (m_entries.size() > k_max_entries) {
-    m_entries.erase(m_entries.begin(),
-                    m_entries.begin() + static_cast<std::ptrdiff_t>(m_entries.size() -
-                                                                    k_max_entries));
+    m_entries.erase(m_entries.begin(), m_entries.begin() + static_cast<std::ptrdiff_t>(
+                                                               m_entries.size() - k_max_entries));
   }
   compact();
 }
@@ -148,8 +146,7 @@ void Manifest::refresh_stat(uint32_t index, const util::FileStat& st) {
   f.ctime_ns = st.ctime_ns;
 }
 
-std::optional<util::Digest> Manifest::lookup(FileChecker& checker, int64_t today,
-                                             int64_t* rehashed,
+std::optional<util::Digest> Manifest::lookup(FileChecker& checker, int64_t today, int64_t* rehashed,
                                              std::vector<uint32_t>* matched_by_content) const {
   // 0 unknown, 1 matches, 2 differs
   std::vector<uint8_t> file_state(m_files.size(), 0);

@@ -34,8 +34,7 @@ bool Compilation::replay(const Result& result, const util::Digest& result_key) {
           std::string dest = util::absolute(path, m_inv.cwd);
           storage::Key key{result_key, storage::EntryKind::result};
           if (!m_local->get_file(key, "o", dest, link_mode()) ||
-              static_cast<uint64_t>(util::FileStat::of(dest).size) !=
-                  result.external_object_size) {
+              static_cast<uint64_t>(util::FileStat::of(dest).size) != result.external_object_size) {
             m_log.event("replay_failed", {{"path", path}, {"reason", "external object"}});
             return false;
           }

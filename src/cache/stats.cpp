@@ -47,7 +47,9 @@ std::string shard_path(const std::string& cache_dir, int shard) {
 
 }  // namespace
 
-std::string_view to_string(Counter c) { return k_names.at(static_cast<size_t>(c)); }
+std::string_view to_string(Counter c) {
+  return k_names.at(static_cast<size_t>(c));
+}
 
 bool Stats::flush(const std::string& cache_dir) {
   if (m_delta.empty()) {

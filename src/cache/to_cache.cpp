@@ -193,7 +193,8 @@ bool Compilation::to_cache(const util::Digest& result_key, const util::RunResult
     }
     if (auto r = m_local->put_file(key, "o", obj, link_mode()); !r) {
       m_stats.add(Counter::error_storage_write);
-      m_log.event("storage_error", {{"op", "put_file"}, {"failure", storage::to_string(r.error())}});
+      m_log.event("storage_error",
+                  {{"op", "put_file"}, {"failure", storage::to_string(r.error())}});
       return false;
     }
     result.external_object_size = static_cast<uint64_t>(st.size);

@@ -91,14 +91,14 @@ std::string percent(int64_t part, int64_t whole) {
     return "";
   }
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%6.2f %%", 100.0 * static_cast<double>(part) /
-                                                static_cast<double>(whole));
+  std::snprintf(buf, sizeof buf, "%6.2f %%",
+                100.0 * static_cast<double>(part) / static_cast<double>(whole));
   return buf;
 }
 
 void print_row(const char* label, int64_t value, const std::string& extra, int indent) {
-  std::printf("%*s%-*s %10lld %s\n", indent, "", 30 - indent, label,
-              static_cast<long long>(value), extra.c_str());
+  std::printf("%*s%-*s %10lld %s\n", indent, "", 30 - indent, label, static_cast<long long>(value),
+              extra.c_str());
 }
 
 int show_stats(const cache::Config& config, bool json) {
@@ -154,8 +154,7 @@ int show_stats(const cache::Config& config, bool json) {
                           ? util::format_size(config.max_size) + " (" +
                                 util::trim(percent(size, config.max_size)).data() + ")"
                           : "no limit";
-  std::printf("  %-28s %10s / %s\n", "Cache size", util::format_size(size).c_str(),
-              limit.c_str());
+  std::printf("  %-28s %10s / %s\n", "Cache size", util::format_size(size).c_str(), limit.c_str());
   print_row("Files", get(c, "files"), "", 2);
   print_row("Cleanups", get(c, "cleanups"), "", 2);
   return 0;
@@ -169,8 +168,8 @@ int show_config(const cache::Config& config, const std::string& error) {
   }
   for (const auto& [key, value] : config.items()) {
     auto it = config.sources.find(key);
-    std::string source = it == config.sources.end() ? "default"
-                                                    : std::string(cache::to_string(it->second));
+    std::string source =
+        it == config.sources.end() ? "default" : std::string(cache::to_string(it->second));
     std::printf("(%s) %s = %s\n", source.c_str(), key.c_str(), value.c_str());
   }
   return 0;
@@ -215,8 +214,8 @@ std::string cleanup_now(const cache::Config& config) {
   s.add(cache::Counter::cleanups);
   s.flush(config.cache_dir);
   return "removed " + std::to_string(r.files_removed) + " files (" +
-         util::format_size(r.size_removed) + "), " + std::to_string(r.files_after) +
-         " files (" + util::format_size(r.size_after) + ") left";
+         util::format_size(r.size_removed) + "), " + std::to_string(r.files_after) + " files (" +
+         util::format_size(r.size_after) + ") left";
 }
 
 void maybe_start_cleanup(const cache::Config& config) {
@@ -312,8 +311,7 @@ int run_command(const std::vector<std::string>& args, cache::Config& config,
       if (eq == std::string::npos) {
         return usage_error("expected KEY=VALUE, got \"" + *v + "\"");
       }
-      if (auto r = cache::set_config_value(config.config_path, v->substr(0, eq),
-                                           v->substr(eq + 1));
+      if (auto r = cache::set_config_value(config.config_path, v->substr(0, eq), v->substr(eq + 1));
           !r) {
         std::fprintf(stderr, "kiln: %s\n", r.error().message.c_str());
         return 1;

@@ -110,8 +110,8 @@ int main(int argc, char** argv) {
     stats = std::move(sizes);
   }
   if (!stats.flush(config.cache_dir)) {
-    cli::warn_once("cannot update statistics in " + config.cache_dir + "/stats: " +
-                   std::strerror(errno));
+    cli::warn_once("cannot update statistics in " + config.cache_dir +
+                   "/stats: " + std::strerror(errno));
   }
   if (const auto* local = compilation.local(); local && local->size_delta() > 0) {
     cli::maybe_start_cleanup(config);

@@ -93,9 +93,20 @@ constexpr std::array<OptionSpec, 30> k_valued_options = {{
 
 // Prefixes of options that make a call not cacheable.
 constexpr std::array<std::string_view, 14> k_too_hard_prefixes = {
-    "-save-temps", "--save-temps", "-Xpreprocessor", "-fprofile-use", "-fauto-profile",
-    "-fprofile-sample-use", "-fmodules", "-fmodule-", "-specs=", "--specs", "-aux-info",
-    "-fsanitize-blacklist=", "-fsanitize-ignorelist=", "-frepo",
+    "-save-temps",
+    "--save-temps",
+    "-Xpreprocessor",
+    "-fprofile-use",
+    "-fauto-profile",
+    "-fprofile-sample-use",
+    "-fmodules",
+    "-fmodule-",
+    "-specs=",
+    "--specs",
+    "-aux-info",
+    "-fsanitize-blacklist=",
+    "-fsanitize-ignorelist=",
+    "-frepo",
 };
 
 const OptionSpec* find_exact(std::string_view arg) {
@@ -135,7 +146,9 @@ bool is_supported_language(std::string_view lang) {
          lang == "assembler-with-cpp";
 }
 
-bool is_header_language(std::string_view lang) { return lang.ends_with("-header"); }
+bool is_header_language(std::string_view lang) {
+  return lang.ends_with("-header");
+}
 
 class Processor {
  public:
@@ -274,11 +287,11 @@ void Processor::handle_flag(const std::string& arg) {
   } else if (arg.ends_with("=native")) {
     m_out.uses_native_cpu = true;
   } else if (arg.starts_with("-std=") || arg.starts_with("--std=") || arg == "-nostdinc" ||
-             arg == "-nostdinc++" || arg == "-undef" || arg == "-trigraphs" ||
-             arg == "-pthread" || arg == "-ansi" || arg.starts_with("-stdlib=")) {
+             arg == "-nostdinc++" || arg == "-undef" || arg == "-trigraphs" || arg == "-pthread" ||
+             arg == "-ansi" || arg.starts_with("-stdlib=")) {
     cls = ArgClass::preprocessor;
-  } else if (arg == "-pipe" || arg.starts_with("-Wl,") || arg == "-rdynamic" ||
-             arg == "-static" || arg == "-shared" || arg.starts_with("-static-lib")) {
+  } else if (arg == "-pipe" || arg.starts_with("-Wl,") || arg == "-rdynamic" || arg == "-static" ||
+             arg == "-shared" || arg.starts_with("-static-lib")) {
     cls = ArgClass::ignored;
   }
   add({arg}, cls);
@@ -337,9 +350,9 @@ ProcessedArgs Processor::run(const std::vector<std::string>& args) {
   }
   if (m_inputs == 1 && m_out.uncacheable == Uncacheable::none) {
     if (is_header_language(m_out.language) ||
-        (m_explicit_language.empty() && (m_out.source.ends_with(".h") ||
-                                         m_out.source.ends_with(".hpp") ||
-                                         m_out.source.ends_with(".hh")))) {
+        (m_explicit_language.empty() &&
+         (m_out.source.ends_with(".h") || m_out.source.ends_with(".hpp") ||
+          m_out.source.ends_with(".hh")))) {
       fail(Uncacheable::precompiled_header, m_out.source);
     } else if (!is_supported_language(m_out.language)) {
       fail(Uncacheable::unsupported_language, m_out.source);
@@ -350,8 +363,7 @@ ProcessedArgs Processor::run(const std::vector<std::string>& args) {
   if (m_output_seen) {
     m_out.output = m_output_given;
   } else {
-    m_out.output =
-        replace_extension(util::base_name(source), m_out.assemble_only ? ".s" : ".o");
+    m_out.output = replace_extension(util::base_name(source), m_out.assemble_only ? ".s" : ".o");
   }
   if (m_out.generating_dependencies && m_out.depfile.empty()) {
     m_out.depfile = m_output_seen ? replace_extension(m_out.output, ".d")
@@ -384,8 +396,7 @@ std::vector<std::string> ProcessedArgs::compile_argv(const std::string& compiler
 std::vector<std::string> ProcessedArgs::preprocess_argv(const std::string& compiler) const {
   std::vector<std::string> argv{compiler};
   for (const auto& a : args) {
-    if (a.cls == ArgClass::output || a.cls == ArgClass::dependency ||
-        a.cls == ArgClass::ignored) {
+    if (a.cls == ArgClass::output || a.cls == ArgClass::dependency || a.cls == ArgClass::ignored) {
       continue;
     }
     if (a.tokens.size() == 1 && a.tokens[0] == "-S") {

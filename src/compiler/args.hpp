@@ -12,18 +12,18 @@ namespace kiln::compiler {
 // counter (see to_string); `none` means cacheable.
 enum class Uncacheable {
   none,
-  called_for_link,          // no -c (linking, or a compile-and-link)
-  called_for_preprocessing, // -E, or -M/-MM without -MD/-MMD
+  called_for_link,           // no -c (linking, or a compile-and-link)
+  called_for_preprocessing,  // -E, or -M/-MM without -MD/-MMD
   multiple_source_files,
   no_input_file,
-  stdin_input,              // "-" or -x with stdin
-  output_to_stdout,         // -o -
-  unsupported_language,     // unknown -x or extension, assembler, .i/.ii
-  precompiled_header,       // compiling a header
-  unsupported_option,       // -save-temps, -Xpreprocessor, -fprofile-use, modules...
-  bad_response_file,        // unreadable @file
-  no_output,                // -fsyntax-only
-  dependency_env,           // DEPENDENCIES_OUTPUT / SUNPRO_DEPENDENCIES set
+  stdin_input,           // "-" or -x with stdin
+  output_to_stdout,      // -o -
+  unsupported_language,  // unknown -x or extension, assembler, .i/.ii
+  precompiled_header,    // compiling a header
+  unsupported_option,    // -save-temps, -Xpreprocessor, -fprofile-use, modules...
+  bad_response_file,     // unreadable @file
+  no_output,             // -fsyntax-only
+  dependency_env,        // DEPENDENCIES_OUTPUT / SUNPRO_DEPENDENCIES set
 };
 
 std::string_view to_string(Uncacheable u);
@@ -56,13 +56,13 @@ struct ProcessedArgs {
   std::string source;    // as passed to the compiler (after base_dir rewriting)
   std::string output;    // object (or assembly with -S) as passed
   std::string language;  // gcc -x name: c, c++, objective-c, objective-c++, assembler-with-cpp
-  bool assemble_only = false;  // -S
-  bool debug_info = false;     // some -g other than -g0
-  bool split_dwarf = false;    // -gsplit-dwarf with debug info
-  bool coverage = false;       // --coverage / -ftest-coverage: writes a .gcno
-  bool profile_arcs = false;   // --coverage / -fprofile-arcs: embeds .gcda paths
-  bool uses_native_cpu = false;  // -march=native and friends
-  bool debug_prefix_map = false; // -fdebug-prefix-map / -ffile-prefix-map given
+  bool assemble_only = false;     // -S
+  bool debug_info = false;        // some -g other than -g0
+  bool split_dwarf = false;       // -gsplit-dwarf with debug info
+  bool coverage = false;          // --coverage / -ftest-coverage: writes a .gcno
+  bool profile_arcs = false;      // --coverage / -fprofile-arcs: embeds .gcda paths
+  bool uses_native_cpu = false;   // -march=native and friends
+  bool debug_prefix_map = false;  // -fdebug-prefix-map / -ffile-prefix-map given
 
   bool generating_dependencies = false;  // -MD or -MMD
   bool system_deps_omitted = false;      // -MMD: the depfile leaves out system headers

@@ -40,8 +40,8 @@ Family family_from_version(const std::string& out) {
     return Family::clang;
   }
   if (out.find("Free Software Foundation") != std::string::npos ||
-      out.find("(GCC)") != std::string::npos || out.starts_with("gcc") ||
-      out.starts_with("g++") || out.find("(Debian ") != std::string::npos) {
+      out.find("(GCC)") != std::string::npos || out.starts_with("gcc") || out.starts_with("g++") ||
+      out.find("(Debian ") != std::string::npos) {
     return Family::gcc;
   }
   return Family::unknown;
@@ -52,7 +52,11 @@ namespace {
 std::string cache_file_for(const std::string& path, const util::FileStat& st,
                            const std::string& cache_dir) {
   util::Hasher h;
-  h.field("compiler-v1").field(path).field(st.size).field(st.mtime_ns).field(st.ctime_ns)
+  h.field("compiler-v1")
+      .field(path)
+      .field(st.size)
+      .field(st.mtime_ns)
+      .field(st.ctime_ns)
       .field(static_cast<int64_t>(st.ino));
   return cache_dir + "/compilers/" + h.finish().to_hex();
 }
@@ -71,8 +75,9 @@ bool load(const std::string& file, CompilerInfo* info) {
     std::string_view key(line.data(), sp);
     std::string value = line.substr(sp + 1);
     if (key == "family") {
-      info->family = value == "gcc" ? Family::gcc : value == "clang" ? Family::clang
-                                                                     : Family::unknown;
+      info->family = value == "gcc"     ? Family::gcc
+                     : value == "clang" ? Family::clang
+                                        : Family::unknown;
     } else if (key == "identity") {
       have_identity = util::Digest::from_hex(value, &info->identity);
     } else if (key == "cdir") {
@@ -101,7 +106,7 @@ void save(const std::string& file, const CompilerInfo& info) {
 }  // namespace
 
 expected<CompilerInfo, ProbeError> probe_compiler(const std::string& path,
-                                                   const std::string& cache_dir) {
+                                                  const std::string& cache_dir) {
   util::FileStat st = util::FileStat::of(path);
   if (!st.exists()) {
     return unexpected(ProbeError::not_found);

@@ -26,7 +26,7 @@ enum class ProbeError { not_found, not_executable, probe_failed };
 
 // `path` must be absolute. `cache_dir` may be empty (no remembering).
 expected<CompilerInfo, ProbeError> probe_compiler(const std::string& path,
-                                                   const std::string& cache_dir);
+                                                  const std::string& cache_dir);
 
 // Finds `name` (a bare name or a path) as the compiler to run. A bare name is
 // searched in PATH, skipping every candidate that is kiln itself (`self` is the

@@ -37,8 +37,12 @@ FileStat failed() {
 
 }  // namespace
 
-bool FileStat::is_regular() const { return exists() && S_ISREG(mode); }
-bool FileStat::is_directory() const { return exists() && S_ISDIR(mode); }
+bool FileStat::is_regular() const {
+  return exists() && S_ISREG(mode);
+}
+bool FileStat::is_directory() const {
+  return exists() && S_ISDIR(mode);
+}
 
 FileStat FileStat::of(const std::string& path) {
   struct stat st;
@@ -252,6 +256,8 @@ expected<void, int> place_file(const std::string& from, const std::string& to, L
   return {};
 }
 
-void touch(const std::string& path) { ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0); }
+void touch(const std::string& path) {
+  ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0);
+}
 
 }  // namespace kiln::util

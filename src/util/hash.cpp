@@ -11,7 +11,9 @@ namespace kiln::util {
 static_assert(sizeof(SHA256_CTX) <= 128, "Hasher state too small");
 
 namespace {
-SHA256_CTX* ctx(unsigned char* state) { return reinterpret_cast<SHA256_CTX*>(state); }
+SHA256_CTX* ctx(unsigned char* state) {
+  return reinterpret_cast<SHA256_CTX*>(state);
+}
 }  // namespace
 
 std::string Digest::to_hex() const {
@@ -50,7 +52,9 @@ bool Digest::from_hex(std::string_view hex, Digest* out) {
   return true;
 }
 
-Hasher::Hasher() { SHA256_Init(ctx(m_state)); }
+Hasher::Hasher() {
+  SHA256_Init(ctx(m_state));
+}
 Hasher::~Hasher() = default;
 
 Hasher& Hasher::update(const void* data, size_t size) {
@@ -58,7 +62,9 @@ Hasher& Hasher::update(const void* data, size_t size) {
   return *this;
 }
 
-Hasher& Hasher::update(std::string_view data) { return update(data.data(), data.size()); }
+Hasher& Hasher::update(std::string_view data) {
+  return update(data.data(), data.size());
+}
 
 Hasher& Hasher::field(std::string_view data) {
   uint64_t n = data.size();
@@ -66,7 +72,9 @@ Hasher& Hasher::field(std::string_view data) {
   return update(data);
 }
 
-Hasher& Hasher::field(int64_t value) { return update(&value, sizeof value); }
+Hasher& Hasher::field(int64_t value) {
+  return update(&value, sizeof value);
+}
 
 Digest Hasher::finish() {
   Digest d;
@@ -74,6 +82,8 @@ Digest Hasher::finish() {
   return d;
 }
 
-uint64_t checksum64(std::string_view data) { return XXH3_64bits(data.data(), data.size()); }
+uint64_t checksum64(std::string_view data) {
+  return XXH3_64bits(data.data(), data.size());
+}
 
 }  // namespace kiln::util

@@ -39,7 +39,9 @@ std::string join_path(std::string_view a, std::string_view b) {
 }
 
 namespace {
-const char* part_data(std::string_view part) { return part.data(); }
+const char* part_data(std::string_view part) {
+  return part.data();
+}
 }  // namespace
 
 std::string normalize(std::string_view path) {

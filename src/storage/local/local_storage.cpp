@@ -93,7 +93,7 @@ expected<void, Failure> LocalStorage::remove(const Key& key) {
 }
 
 expected<void, Failure> LocalStorage::put_file(const Key& key, std::string_view suffix,
-                                             const std::string& source, util::LinkMode mode) {
+                                               const std::string& source, util::LinkMode mode) {
   std::string path = path_of(key) + "." + std::string(suffix);
   util::FileStat old = util::FileStat::lof(path);
   // A hard link would let the build change the cached copy: store a copy.
@@ -115,7 +115,7 @@ expected<void, Failure> LocalStorage::put_file(const Key& key, std::string_view 
 }
 
 expected<void, Failure> LocalStorage::get_file(const Key& key, std::string_view suffix,
-                                             const std::string& dest, util::LinkMode mode) {
+                                               const std::string& dest, util::LinkMode mode) {
   std::string path = path_of(key) + "." + std::string(suffix);
   if (auto placed = util::place_file(path, dest, mode); !placed) {
     return unexpected(failure_of(placed.error()));

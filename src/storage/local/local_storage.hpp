@@ -31,8 +31,8 @@ class LocalStorage : public Storage {
                                    const std::string& source, util::LinkMode mode);
   // Puts the file stored by put_file at `dest` (atomically) and refreshes its
   // mtime (LRU order, and so make sees a new file after a hard link).
-  expected<void, Failure> get_file(const Key& key, std::string_view suffix,
-                                   const std::string& dest, util::LinkMode mode);
+  expected<void, Failure> get_file(const Key& key, std::string_view suffix, const std::string& dest,
+                                   util::LinkMode mode);
 
   // Absolute path of a key's file (whether or not it exists).
   std::string path_of(const Key& key) const;
