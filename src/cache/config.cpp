@@ -147,17 +147,19 @@ bool known_key(std::string_view key) {
   return false;
 }
 
-std::string toml_value_text(const toml::node& node) {
-  if (auto s = node.value<std::string>()) {
-    return *s;
+// The value as text for apply(); nullopt for TOML types no key takes (float,
+// array, table, date), which are then reported as bad values.
+std::optional<std::string> toml_value_text(const toml::node& node) {
+  if (node.is_string()) {
+    return *node.value_exact<std::string>();
   }
-  if (auto b = node.value<bool>()) {
-    return *b ? "true" : "false";
+  if (node.is_boolean()) {
+    return *node.value_exact<bool>() ? "true" : "false";
   }
-  if (auto i = node.value<int64_t>()) {
-    return std::to_string(*i);
+  if (node.is_integer()) {
+    return std::to_string(*node.value_exact<int64_t>());
   }
-  return "";
+  return std::nullopt;
 }
 
 void apply_environment(Config* c, std::string* error) {
@@ -240,7 +242,8 @@ expected<Config, ConfigError> load_config(Config* fallback) {
                                 c.config_path + ": unknown key \"" + k + "\""};
             continue;
           }
-          std::string msg = apply(&c, k, toml_value_text(node));
+          auto text = toml_value_text(node);
+          std::string msg = text ? apply(&c, k, *text) : "unsupported TOML value type";
           if (!msg.empty()) {
             error = ConfigError{ConfigErrorKind::bad_value, c.config_path + ": " + k + ": " + msg};
             continue;

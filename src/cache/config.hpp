@@ -51,8 +51,9 @@ struct ConfigError {
 std::string default_config_path();
 
 // Loads defaults, then the TOML file (if it exists), then KILN_* environment
-// variables. On error returns the defaults with environment overrides applied
-// in *fallback (so a broken file never breaks a build) plus the error.
+// variables. On error returns the error, and in *fallback the configuration
+// with every value that could be read (defaults for the rest), so a broken
+// file never breaks a build.
 expected<Config, ConfigError> load_config(Config* fallback);
 
 // Sets `key` in the TOML file at `path` (creating it), e.g. max_size = "10G".

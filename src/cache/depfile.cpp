@@ -33,10 +33,33 @@ std::vector<std::string> tokenize(std::string_view text) {
         flush();
         continue;
       }
-      if (n == ' ' || n == '#' || n == '\\') {
+      if (n == ' ' || n == '\t' || n == '#') {
         cur += n;
         have = true;
         ++i;
+        continue;
+      }
+      // Backslashes before an escaped blank are doubled by gcc ("a\\\ b"
+      // names "a\ b"); elsewhere a backslash is part of the name.
+      size_t run = 0;
+      while (i + run < text.size() && text[i + run] == '\\') {
+        ++run;
+      }
+      if (run % 2 == 0 && i + run < text.size() &&
+          (text[i + run] == ' ' || text[i + run] == '\t')) {
+        // 2k backslashes then a blank: k backslashes, and the blank separates.
+        cur.append(run / 2, '\\');
+        have = true;
+        i += run - 1;
+        continue;
+      }
+      if (run % 2 == 1 && run > 1 && i + run < text.size() &&
+          (text[i + run] == ' ' || text[i + run] == '\t')) {
+        // 2k+1 backslashes then a blank: k backslashes and an escaped blank.
+        cur.append(run / 2, '\\');
+        cur += text[i + run];
+        have = true;
+        i += run;
         continue;
       }
       cur += c;

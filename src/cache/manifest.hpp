@@ -39,7 +39,7 @@ class Manifest {
     std::vector<uint32_t> files;  // indices into files()
     std::vector<uint32_t> dirs;   // indices into dirs()
     util::Digest result_key;
-    int64_t date = 0;  // days since epoch for __DATE__ users, else 0
+    int64_t date = 0;  // yyyymmdd (local) for __DATE__ users, else 0
   };
 
   // Keeps the manifest from growing without bound.

@@ -1,4 +1,6 @@
 // Stage: running the compiler and storing what it produced.
+#include <unistd.h>
+
 #include <map>
 #include <set>
 
@@ -19,6 +21,12 @@ constexpr int64_t k_too_new_slack_ns = 50'000'000;
 
 expected<util::RunResult, int> Compilation::run_compiler() {
   m_log.event("compile", {{"compiler", m_compiler.path}, {"source", m_args.source}});
+  if (link_mode() == util::LinkMode::hardlink) {
+    // The output may be a hard link to a cached file left by an earlier hit,
+    // and some compilers write their output in place (gcc -S, clang on
+    // assembler sources): that would change the cached copy.
+    ::unlink(util::absolute(m_args.output, m_inv.cwd).c_str());
+  }
   return util::run_capture(m_args.compile_argv(m_compiler.path));
 }
 

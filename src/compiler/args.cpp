@@ -182,6 +182,7 @@ class Processor {
   std::string m_output_given;
   bool m_output_seen = false;
   int m_inputs = 0;
+  std::string m_second_input;
 };
 
 std::string Processor::rewrite_path(std::string_view path) const {
@@ -271,6 +272,8 @@ void Processor::handle_flag(const std::string& arg) {
     m_out.debug_info = false;
   } else if (arg == "-gsplit-dwarf") {
     m_saw_split_dwarf = true;
+  } else if (arg == "-gno-split-dwarf") {
+    m_saw_split_dwarf = false;
   } else if (arg.starts_with("-g") && arg != "-gz" && !arg.starts_with("-gz=") &&
              arg != "-gno-split-dwarf") {
     m_out.debug_info = true;
@@ -329,8 +332,8 @@ ProcessedArgs Processor::run(const std::vector<std::string>& args) {
       add({arg}, ArgClass::input);
       continue;
     }
-    if (m_inputs > 1) {
-      fail(Uncacheable::multiple_source_files, arg);
+    if (m_inputs == 2) {
+      m_second_input = arg;  // reported after the loop: linking takes precedence
     }
     std::string lang =
         m_explicit_language.empty() ? language_for_extension(arg) : m_explicit_language;
@@ -344,6 +347,9 @@ ProcessedArgs Processor::run(const std::vector<std::string>& args) {
   }
   if (!m_saw_c && !m_out.assemble_only) {
     fail(Uncacheable::called_for_link, "");
+  }
+  if (m_inputs > 1) {
+    fail(Uncacheable::multiple_source_files, m_second_input);
   }
   if (m_arch_count > 1) {
     fail(Uncacheable::unsupported_option, "several -arch");

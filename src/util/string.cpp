@@ -77,7 +77,12 @@ std::optional<int64_t> parse_size(std::string_view s) {
   } else {
     return std::nullopt;
   }
-  return static_cast<int64_t>(std::llround(number * mult));
+  double bytes = number * mult;
+  // 2^63 is exactly representable; anything at or above it does not fit.
+  if (!(bytes < 9223372036854775808.0)) {
+    return std::nullopt;
+  }
+  return static_cast<int64_t>(std::llround(bytes));
 }
 
 std::string format_size(int64_t bytes) {

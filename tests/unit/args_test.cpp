@@ -80,15 +80,21 @@ TEST(ArgsTest, DashMWithoutDashMDIsPreprocessing) {
   ProcessedArgs md = run({"-c", "-MD", "a.c"});
   EXPECT_EQ(md.uncacheable, Uncacheable::none) << md.detail;
   EXPECT_TRUE(md.generating_dependencies);
+  EXPECT_FALSE(md.system_deps_omitted);
   ProcessedArgs mmd = run({"-c", "-MMD", "a.c"});
   EXPECT_EQ(mmd.uncacheable, Uncacheable::none) << mmd.detail;
   EXPECT_TRUE(mmd.generating_dependencies);
+  EXPECT_TRUE(mmd.system_deps_omitted);
 }
 
 TEST(ArgsTest, MultipleSourcesAreUncacheable) {
   ProcessedArgs p = run({"-c", "a.c", "b.c"});
   EXPECT_EQ(p.uncacheable, Uncacheable::multiple_source_files);
   EXPECT_EQ(p.detail, "b.c");
+}
+
+TEST(ArgsTest, LinkingTakesPrecedenceOverMultipleSources) {
+  EXPECT_EQ(run({"a.c", "b.c", "-o", "prog"}).uncacheable, Uncacheable::called_for_link);
 }
 
 TEST(ArgsTest, NoInputFile) {
@@ -107,8 +113,7 @@ TEST(ArgsTest, OutputToStdoutIsUncacheable) {
 }
 
 TEST(ArgsTest, OutputGivenTwiceIsUncacheable) {
-  EXPECT_EQ(run({"-c", "a.c", "-o", "a.o", "-ob.o"}).uncacheable,
-            Uncacheable::unsupported_option);
+  EXPECT_EQ(run({"-c", "a.c", "-o", "a.o", "-ob.o"}).uncacheable, Uncacheable::unsupported_option);
 }
 
 TEST(ArgsTest, SeparateOptionWithoutValueIsUncacheable) {
@@ -136,8 +141,7 @@ TEST(ArgsTest, ExplicitLanguageOverridesExtension) {
 
 TEST(ArgsTest, AssemblerWithoutPreprocessingIsUnsupported) {
   EXPECT_EQ(run({"-c", "a.s"}).uncacheable, Uncacheable::unsupported_language);
-  EXPECT_EQ(run({"-c", "-x", "assembler", "a.asm"}).uncacheable,
-            Uncacheable::unsupported_language);
+  EXPECT_EQ(run({"-c", "-x", "assembler", "a.asm"}).uncacheable, Uncacheable::unsupported_language);
   ProcessedArgs cpp_asm = run({"-c", "a.S"});
   EXPECT_EQ(cpp_asm.uncacheable, Uncacheable::none) << cpp_asm.detail;
   EXPECT_EQ(cpp_asm.language, "assembler-with-cpp");
@@ -153,17 +157,16 @@ TEST(ArgsTest, CompilingAHeaderIsAPrecompiledHeader) {
   EXPECT_EQ(run({"-c", "inc/a.hpp", "-o", "a.hpp.gch"}).uncacheable,
             Uncacheable::precompiled_header);
   EXPECT_EQ(run({"-c", "a.hxx"}).uncacheable, Uncacheable::precompiled_header);
-  EXPECT_EQ(run({"-c", "-x", "c++-header", "a.inl"}).uncacheable,
-            Uncacheable::precompiled_header);
+  EXPECT_EQ(run({"-c", "-x", "c++-header", "a.inl"}).uncacheable, Uncacheable::precompiled_header);
   // A header compiled as a source file with an explicit -x is an ordinary compile.
   ProcessedArgs p = run({"-c", "-x", "c++", "a.h", "-o", "a.o"});
   EXPECT_EQ(p.uncacheable, Uncacheable::none) << p.detail;
 }
 
 TEST(ArgsTest, TooHardOptionsAreUnsupported) {
-  for (const char* opt : {"-save-temps", "-save-temps=obj", "--save-temps", "-fprofile-use",
-                          "-fprofile-use=dir", "-fmodules", "-fmodule-map-file=x",
-                          "-specs=x.specs", "-frepo", "-fauto-profile"}) {
+  for (const char* opt :
+       {"-save-temps", "-save-temps=obj", "--save-temps", "-fprofile-use", "-fprofile-use=dir",
+        "-fmodules", "-fmodule-map-file=x", "-specs=x.specs", "-frepo", "-fauto-profile"}) {
     ProcessedArgs p = run({"-c", opt, "a.c"});
     EXPECT_EQ(p.uncacheable, Uncacheable::unsupported_option) << opt;
     EXPECT_EQ(p.detail, opt);
@@ -186,8 +189,7 @@ TEST(ArgsTest, SyntaxOnlyHasNoOutput) {
 }
 
 TEST(ArgsTest, SeveralArchesAreUnsupported) {
-  EXPECT_EQ(run({"-c", "-arch", "x86_64", "a.c"}, Family::clang).uncacheable,
-            Uncacheable::none);
+  EXPECT_EQ(run({"-c", "-arch", "x86_64", "a.c"}, Family::clang).uncacheable, Uncacheable::none);
   EXPECT_EQ(run({"-c", "-arch", "x86_64", "-arch", "arm64", "a.c"}, Family::clang).uncacheable,
             Uncacheable::unsupported_option);
 }
@@ -281,6 +283,13 @@ TEST(ArgsTest, SplitDwarfNeedsDebugInfoForClangOnly) {
   EXPECT_FALSE(run({"-S", "-g", "-gsplit-dwarf", "x.c"}, Family::gcc).split_dwarf);
 }
 
+// gcc 12 and clang 14 write no .dwo for "-g -gsplit-dwarf -gno-split-dwarf".
+TEST(ArgsTest, NoSplitDwarfCancelsSplitDwarf) {
+  ProcessedArgs p = run({"-c", "-g", "-gsplit-dwarf", "-gno-split-dwarf", "x.c"});
+  EXPECT_TRUE(p.debug_info);
+  EXPECT_TRUE(p.dwo_file.empty());
+}
+
 TEST(ArgsTest, DebugInfoFlags) {
   EXPECT_TRUE(run({"-c", "-g", "x.c"}).debug_info);
   EXPECT_TRUE(run({"-c", "-ggdb3", "x.c"}).debug_info);
@@ -319,14 +328,14 @@ TEST(ArgsTest, NativeCpuAndPrefixMaps) {
 // --- Include directories ---
 
 TEST(ArgsTest, IncludeDirsInLookupOrder) {
-  ProcessedArgs p = run({"-c", "-isystem", "sys1", "-Ia", "-idirafter", "after", "-iquote",
-                         "quote1", "-I", "b", "-isystemsys2", "-iquotequote2", "-idirafterafter2",
-                         "-I/abs/../inc", "x.c"},
-                        Family::gcc, {"/p", ""});
+  ProcessedArgs p =
+      run({"-c", "-isystem", "sys1", "-Ia", "-idirafter", "after", "-iquote", "quote1", "-I", "b",
+           "-isystemsys2", "-iquotequote2", "-idirafterafter2", "-I/abs/../inc", "x.c"},
+          Family::gcc, {"/p", ""});
   EXPECT_EQ(p.uncacheable, Uncacheable::none) << p.detail;
   EXPECT_EQ(p.include_dirs,
-            (std::vector<std::string>{"/p/quote1", "/p/quote2", "/p/a", "/p/b", "/inc",
-                                      "/p/sys1", "/p/sys2", "/p/after", "/p/after2"}));
+            (std::vector<std::string>{"/p/quote1", "/p/quote2", "/p/a", "/p/b", "/inc", "/p/sys1",
+                                      "/p/sys2", "/p/after", "/p/after2"}));
 }
 
 TEST(ArgsTest, IncludeDirTokensKeepTheirSpelling) {
@@ -341,8 +350,8 @@ TEST(ArgsTest, IncludeDirTokensKeepTheirSpelling) {
 }
 
 TEST(ArgsTest, OtherIOptionsAreNotIncludeDirs) {
-  ProcessedArgs p = run({"-c", "-include", "pre.h", "-imacros", "m.h", "x.c"}, Family::gcc,
-                        {"/p", ""});
+  ProcessedArgs p =
+      run({"-c", "-include", "pre.h", "-imacros", "m.h", "x.c"}, Family::gcc, {"/p", ""});
   EXPECT_TRUE(p.include_dirs.empty());
   ASSERT_NE(find_arg(p, "-include"), nullptr);
   EXPECT_EQ(find_arg(p, "-include")->tokens, (std::vector<std::string>{"-include", "pre.h"}));
@@ -352,11 +361,11 @@ TEST(ArgsTest, OtherIOptionsAreNotIncludeDirs) {
 // --- base_dir ---
 
 TEST(ArgsTest, BaseDirRewritesAbsolutePathsUnderIt) {
-  ProcessedArgs p = run({"-c", "/home/u/proj/src/a.c", "-I/home/u/proj/include", "-I",
-                         "/home/u/proj/build/gen", "-o", "/home/u/proj/build/obj/a.o", "-MD",
-                         "-MF", "/home/u/proj/build/a.d", "-include",
-                         "/home/u/proj/src/pre.h", "--sysroot=/home/u/proj/sysroot"},
-                        Family::gcc, k_with_base);
+  ProcessedArgs p =
+      run({"-c", "/home/u/proj/src/a.c", "-I/home/u/proj/include", "-I", "/home/u/proj/build/gen",
+           "-o", "/home/u/proj/build/obj/a.o", "-MD", "-MF", "/home/u/proj/build/a.d", "-include",
+           "/home/u/proj/src/pre.h", "--sysroot=/home/u/proj/sysroot"},
+          Family::gcc, k_with_base);
   EXPECT_EQ(p.uncacheable, Uncacheable::none) << p.detail;
   EXPECT_EQ(p.source, "../src/a.c");
   EXPECT_EQ(p.output, "obj/a.o");
@@ -371,14 +380,13 @@ TEST(ArgsTest, BaseDirRewritesAbsolutePathsUnderIt) {
   EXPECT_EQ(p.include_dirs,
             (std::vector<std::string>{"/home/u/proj/include", "/home/u/proj/build/gen"}));
   EXPECT_EQ(p.compile_argv("cc"),
-            (std::vector<std::string>{"cc", "-c", "../src/a.c", "-I../include", "-I", "gen",
-                                      "-o", "obj/a.o", "-MD", "-MF", "a.d", "-include",
-                                      "../src/pre.h", "--sysroot=../sysroot"}));
+            (std::vector<std::string>{"cc", "-c", "../src/a.c", "-I../include", "-I", "gen", "-o",
+                                      "obj/a.o", "-MD", "-MF", "a.d", "-include", "../src/pre.h",
+                                      "--sysroot=../sysroot"}));
 }
 
 TEST(ArgsTest, BaseDirLeavesPathsOutsideItAbsolute) {
-  ProcessedArgs p = run({"-c", "/home/u/projother/a.c", "-I/usr/include/foo", "-o",
-                         "/tmp/a.o"},
+  ProcessedArgs p = run({"-c", "/home/u/projother/a.c", "-I/usr/include/foo", "-o", "/tmp/a.o"},
                         Family::gcc, k_with_base);
   EXPECT_EQ(p.source, "/home/u/projother/a.c");
   EXPECT_EQ(p.output, "/tmp/a.o");
@@ -391,8 +399,8 @@ TEST(ArgsTest, BaseDirNormalizesBeforeComparing) {
 }
 
 TEST(ArgsTest, BaseDirDoesNotTouchRelativePathsOrNonPathValues) {
-  ProcessedArgs p = run({"-c", "src/a.c", "-DDIR=/home/u/proj/x", "-I../inc"}, Family::gcc,
-                        k_with_base);
+  ProcessedArgs p =
+      run({"-c", "src/a.c", "-DDIR=/home/u/proj/x", "-I../inc"}, Family::gcc, k_with_base);
   EXPECT_EQ(p.source, "src/a.c");
   EXPECT_NE(find_arg(p, "-DDIR=/home/u/proj/x"), nullptr);
   EXPECT_NE(find_arg(p, "-I../inc"), nullptr);
@@ -409,10 +417,11 @@ TEST(ArgsTest, NoBaseDirMeansNoRewriting) {
 
 TEST(ArgsTest, ClassifiesTypicalOptions) {
   ProcessedArgs p =
-      run({"-c", "-DX=1", "-UY", "-std=c++20", "-nostdinc", "-pthread", "-O2", "-Wall", "-fPIC",
-           "-g", "-pipe", "-Wl,-rpath,/x", "-lm", "-L/usr/lib", "-o", "a.o", "-MD", "-MP",
-           "-MT", "t", "-Xclang", "-fno-pch", "--param", "max-inline-insns=10", "-x", "c++",
-           "a.cc"});
+      run({"-c",  "-DX=1",      "-UY",     "-std=c++20", "-nostdinc", "-pthread",
+           "-O2", "-Wall",      "-fPIC",   "-g",         "-pipe",     "-Wl,-rpath,/x",
+           "-lm", "-L/usr/lib", "-o",      "a.o",        "-MD",       "-MP",
+           "-MT", "t",          "-Xclang", "-fno-pch",   "--param",   "max-inline-insns=10",
+           "-x",  "c++",        "a.cc"});
   EXPECT_EQ(p.uncacheable, Uncacheable::none) << p.detail;
   struct Expect {
     const char* first;
@@ -462,8 +471,7 @@ TEST(ArgsTest, CompileArgvIsTheCommandLine) {
 TEST(ArgsTest, PreprocessArgvDropsOutputsAndDependencyOptions) {
   ProcessedArgs p = run({"-c", "-MD", "-MF", "a.d", "-MT", "t", "-MP", "-o", "a.o", "-O2", "-DX",
                          "-I", "inc", "a.c", "-Wl,-z,now", "-MQa"});
-  EXPECT_EQ(p.preprocess_argv("cc"),
-            (Args{"cc", "-O2", "-DX", "-I", "inc", "a.c", "-E"}));
+  EXPECT_EQ(p.preprocess_argv("cc"), (Args{"cc", "-O2", "-DX", "-I", "inc", "a.c", "-E"}));
   ProcessedArgs s = run({"-S", "a.c", "-oa.s", "-std=c11"});
   EXPECT_EQ(s.preprocess_argv("cc"), (Args{"cc", "a.c", "-std=c11", "-E"}));
 }
@@ -550,6 +558,10 @@ TEST_F(ResponseFileTest, UnreadableFileFails) {
   write("nested.rsp", "@missing.rsp");
   Args nested{"@nested.rsp"};
   EXPECT_FALSE(expand_response_files(&nested, m_dir));
+  // A directory cannot be read, even by root.
+  ASSERT_EQ(::mkdir((m_dir + "/dir.rsp").c_str(), 0755), 0);
+  Args dir{"@dir.rsp"};
+  EXPECT_FALSE(expand_response_files(&dir, m_dir));
   if (::geteuid() != 0) {
     write("secret.rsp", "-O2");
     ASSERT_EQ(::chmod((m_dir + "/secret.rsp").c_str(), 0), 0);

@@ -33,10 +33,9 @@ TEST(CompilerInfoTest, ParsesGccSearchDirs) {
       "End of search list.\n"
       " /not/a/dir\n";
   EXPECT_EQ(parse_search_dirs(out),
-            (std::vector<std::string>{"/home/u/quote", "/usr/include/c++/12",
-                                      "/usr/lib/gcc/x86_64-linux-gnu/12/include",
-                                      "/usr/local/include", "/usr/include/x86_64-linux-gnu",
-                                      "/usr/include"}));
+            (std::vector<std::string>{
+                "/home/u/quote", "/usr/include/c++/12", "/usr/lib/gcc/x86_64-linux-gnu/12/include",
+                "/usr/local/include", "/usr/include/x86_64-linux-gnu", "/usr/include"}));
 }
 
 TEST(CompilerInfoTest, ParsesClangFrameworkDirs) {
