@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "kiln/cache/depfile.hpp"
+#include "kiln/cache/storage_levels.hpp"
 #include "kiln/util/path.hpp"
 
 namespace kiln::cache {
@@ -53,13 +54,39 @@ Outcome Compilation::fall_back(Counter reason, std::string_view detail) {
 }
 
 Outcome Compilation::run() {
+  Outcome outcome;
   try {
-    return run_pipeline();
+    outcome = run_pipeline();
   } catch (const std::exception& e) {
-    return fall_back(Counter::error_internal, e.what());
+    outcome = fall_back(Counter::error_internal, e.what());
   } catch (...) {
-    return fall_back(Counter::error_internal, "unknown exception");
+    outcome = fall_back(Counter::error_internal, "unknown exception");
   }
+  merge_storage_counters();
+  return outcome;
+}
+
+std::vector<std::string> Compilation::storage_problems() const {
+  return m_chain ? m_chain->problems() : std::vector<std::string>{};
+}
+
+void Compilation::merge_storage_counters() {
+  if (!m_chain) {
+    return;
+  }
+  for (const auto& [name, value] : m_chain->counters()) {
+    m_stats.add(name, value);
+    if (name.ends_with("_read_error") || name.ends_with("_read_timeout")) {
+      m_stats.add(Counter::error_storage_read, value);
+    } else if (name.ends_with("_write_error") || name.ends_with("_write_timeout")) {
+      m_stats.add(Counter::error_storage_write, value);
+    }
+  }
+}
+
+void Compilation::open_storage() {
+  m_local = std::make_unique<storage::LocalStorage>(m_cfg.cache_dir);
+  m_chain = std::make_unique<storage::StorageChain>(storage_levels(m_cfg, m_local.get()));
 }
 
 Outcome Compilation::run_pipeline() {
@@ -81,7 +108,7 @@ Outcome Compilation::run_pipeline() {
     return fall_back(counter_for(m_args.uncacheable), m_args.detail);
   }
   m_time_macros_ok = std::getenv("SOURCE_DATE_EPOCH") != nullptr;
-  m_local = std::make_unique<storage::LocalStorage>(m_cfg.cache_dir);
+  open_storage();
 
   // Direct mode: the manifest names the result without running the preprocessor.
   if (m_cfg.direct_mode) {

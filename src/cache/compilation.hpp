@@ -12,6 +12,7 @@
 #include "kiln/cache/stats.hpp"
 #include "kiln/compiler/args.hpp"
 #include "kiln/compiler/compiler_info.hpp"
+#include "kiln/storage/chain.hpp"
 #include "kiln/storage/local/local_storage.hpp"
 #include "kiln/util/log.hpp"
 #include "kiln/util/process.hpp"
@@ -52,6 +53,8 @@ class Compilation {
 
   // The stores this compilation used (for the caller's statistics).
   const storage::LocalStorage* local() const { return m_local.get(); }
+  // Storage levels that failed, one sentence each (for a warning).
+  std::vector<std::string> storage_problems() const;
 
  private:
   struct Includes {
@@ -76,7 +79,10 @@ class Compilation {
   int64_t today() const;
 
   // lookup.cpp
+  void open_storage();
   std::optional<std::string> get_entry(const storage::Key& key);
+  bool put_entry(const storage::Key& key, std::string_view entry);
+  void merge_storage_counters();
   std::optional<Manifest> load_manifest();
   std::optional<Result> load_result(const util::Digest& result_key);
   // The result and its key.
@@ -105,6 +111,8 @@ class Compilation {
   compiler::ProcessedArgs m_args;
   FileChecker m_checker;
   std::unique_ptr<storage::LocalStorage> m_local;
+  std::unique_ptr<storage::StorageChain> m_chain;
+  std::optional<Manifest> m_manifest;  // as loaded by the direct-mode look-up
   std::optional<util::Digest> m_manifest_key;
   bool m_source_has_date = false;
   bool m_time_macros_ok = false;  // SOURCE_DATE_EPOCH set

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #define TOML_EXCEPTIONS 0
@@ -66,6 +67,62 @@ constexpr KeySpec k_keys[] = {
     {"compression_level", "KILN_COMPRESSLEVEL"},
     {"file_link", "KILN_FILE_LINK"},
     {"log_file", "KILN_LOGFILE"},
+    {"storage", "KILN_STORAGE"},
+    {"remote_connect_timeout", "KILN_REMOTE_CONNECT_TIMEOUT"},
+    {"remote_request_timeout", "KILN_REMOTE_REQUEST_TIMEOUT"},
+    {"remote_plugin", "KILN_REMOTE_PLUGIN"},
+    {"s3_bucket", "KILN_S3_BUCKET"},
+    {"s3_endpoint", "KILN_S3_ENDPOINT"},
+    {"s3_region", "KILN_S3_REGION"},
+    {"s3_key_prefix", "KILN_S3_KEY_PREFIX"},
+    {"s3_use_ssl", "KILN_S3_USE_SSL"},
+    {"s3_virtual_host_style", "KILN_S3_ENABLE_VIRTUAL_HOST_STYLE"},
+    {"s3_server_side_encryption", "KILN_S3_SERVER_SIDE_ENCRYPTION"},
+    {"s3_sse_kms_key_id", "KILN_S3_SSE_KMS_KEY_ID"},
+    {"s3_no_credentials", "KILN_S3_NO_CREDENTIALS"},
+    {"s3_rw_mode", "KILN_S3_RW_MODE"},
+    {"redis_endpoint", "KILN_REDIS_ENDPOINT"},
+    {"redis_key_prefix", "KILN_REDIS_KEY_PREFIX"},
+    {"redis_expiration", "KILN_REDIS_EXPIRATION"},
+    {"redis_rw_mode", "KILN_REDIS_RW_MODE"},
+    {"http_endpoint", "KILN_HTTP_ENDPOINT"},
+    {"http_bearer_token", "KILN_HTTP_BEARER_TOKEN"},
+    {"http_headers", "KILN_HTTP_HEADERS"},
+    {"http_rw_mode", "KILN_HTTP_RW_MODE"},
+};
+
+// Plain string keys of the remote levels.
+const std::map<std::string_view, std::string Config::*> k_string_keys = {
+    {"remote_plugin", &Config::remote_plugin},
+    {"s3_bucket", &Config::s3_bucket},
+    {"s3_endpoint", &Config::s3_endpoint},
+    {"s3_region", &Config::s3_region},
+    {"s3_key_prefix", &Config::s3_key_prefix},
+    {"s3_sse_kms_key_id", &Config::s3_sse_kms_key_id},
+    {"redis_endpoint", &Config::redis_endpoint},
+    {"redis_key_prefix", &Config::redis_key_prefix},
+    {"http_endpoint", &Config::http_endpoint},
+    {"http_bearer_token", &Config::http_bearer_token},
+    {"http_headers", &Config::http_headers},
+};
+
+const std::map<std::string_view, bool Config::*> k_bool_keys = {
+    {"disable", &Config::disable},
+    {"direct_mode", &Config::direct_mode},
+    {"depend_mode", &Config::depend_mode},
+    {"hash_dir", &Config::hash_dir},
+    {"read_only", &Config::read_only},
+    {"recache", &Config::recache},
+    {"stats", &Config::stats},
+    {"s3_use_ssl", &Config::s3_use_ssl},
+    {"s3_virtual_host_style", &Config::s3_virtual_host_style},
+    {"s3_no_credentials", &Config::s3_no_credentials},
+};
+
+const std::map<std::string_view, bool Config::*> k_rw_mode_keys = {
+    {"s3_rw_mode", &Config::s3_read_only},
+    {"redis_rw_mode", &Config::redis_read_only},
+    {"http_rw_mode", &Config::http_read_only},
 };
 
 std::optional<bool> parse_bool(std::string_view v) {
@@ -89,7 +146,53 @@ std::string apply(Config* c, std::string_view key, const std::string& value) {
     *field = *b;
     return "";
   };
-  if (key == "cache_dir") {
+  if (auto it = k_string_keys.find(key); it != k_string_keys.end()) {
+    c->*(it->second) = value;
+    return "";
+  }
+  if (auto it = k_bool_keys.find(key); it != k_bool_keys.end()) {
+    return set_bool(&(c->*(it->second)));
+  }
+  if (auto it = k_rw_mode_keys.find(key); it != k_rw_mode_keys.end()) {
+    if (value != "READ_ONLY" && value != "READ_WRITE") {
+      return "expected READ_ONLY or READ_WRITE, got \"" + value + "\"";
+    }
+    c->*(it->second) = value == "READ_ONLY";
+    return "";
+  }
+  if (key == "storage") {
+    for (const auto& level : util::split(value, ',')) {
+      auto l = util::trim(level);
+      if (l != "local" && l != "redis" && l != "s3" && l != "http") {
+        return "expected a comma-separated list of local, redis, s3, http, got \"" + value + "\"";
+      }
+    }
+    c->storage_order = value;
+  } else if (key == "remote_connect_timeout" || key == "remote_request_timeout") {
+    auto n = util::parse_int(value);
+    if (!n || *n <= 0 || *n > 600000) {
+      return "expected milliseconds from 1 to 600000, got \"" + value + "\"";
+    }
+    (key == "remote_connect_timeout" ? c->remote_connect_timeout_ms
+                                     : c->remote_request_timeout_ms) = static_cast<int>(*n);
+  } else if (key == "s3_server_side_encryption") {
+    // sccache's boolean form means SSE-S3.
+    if (value == "true" || value == "1" || value == "AES256") {
+      c->s3_server_side_encryption = "AES256";
+    } else if (value == "false" || value == "0" || value.empty()) {
+      c->s3_server_side_encryption.clear();
+    } else if (value == "aws:kms") {
+      c->s3_server_side_encryption = value;
+    } else {
+      return "expected AES256, aws:kms, true or false, got \"" + value + "\"";
+    }
+  } else if (key == "redis_expiration") {
+    auto n = util::parse_int(value);
+    if (!n || *n < 0) {
+      return "expected seconds (0 = never), got \"" + value + "\"";
+    }
+    c->redis_expiration = *n;
+  } else if (key == "cache_dir") {
     if (value.empty()) {
       return "must not be empty";
     }
@@ -100,25 +203,11 @@ std::string apply(Config* c, std::string_view key, const std::string& value) {
       return "expected a size such as 5G or 500M, got \"" + value + "\"";
     }
     c->max_size = *s;
-  } else if (key == "disable") {
-    return set_bool(&c->disable);
   } else if (key == "base_dir") {
     if (!value.empty() && value.front() != '/') {
       return "must be an absolute path, got \"" + value + "\"";
     }
     c->base_dir = value.empty() ? "" : util::normalize(value);
-  } else if (key == "direct_mode") {
-    return set_bool(&c->direct_mode);
-  } else if (key == "depend_mode") {
-    return set_bool(&c->depend_mode);
-  } else if (key == "hash_dir") {
-    return set_bool(&c->hash_dir);
-  } else if (key == "read_only") {
-    return set_bool(&c->read_only);
-  } else if (key == "recache") {
-    return set_bool(&c->recache);
-  } else if (key == "stats") {
-    return set_bool(&c->stats);
   } else if (key == "compression_level") {
     auto n = util::parse_int(value);
     if (!n || *n < -5 || *n > 19) {
@@ -193,6 +282,22 @@ std::string default_config_path() {
   return home() + "/.config/kiln/kiln.toml";
 }
 
+namespace {
+// "redis://:secret@host" -> "redis://:***@host", for printing.
+std::string redact_url(const std::string& url) {
+  auto at = url.find('@');
+  auto scheme = url.find("://");
+  if (at == std::string::npos || scheme == std::string::npos || at < scheme) {
+    return url;
+  }
+  auto colon = url.find(':', scheme + 3);
+  if (colon == std::string::npos || colon > at) {
+    return url;
+  }
+  return url.substr(0, colon + 1) + "***" + url.substr(at);
+}
+}  // namespace
+
 std::vector<std::pair<std::string, std::string>> Config::items() const {
   auto b = [](bool v) { return std::string(v ? "true" : "false"); };
   return {
@@ -209,6 +314,28 @@ std::vector<std::pair<std::string, std::string>> Config::items() const {
       {"compression_level", std::to_string(compression_level)},
       {"file_link", file_link},
       {"log_file", log_file},
+      {"storage", storage_order},
+      {"remote_connect_timeout", std::to_string(remote_connect_timeout_ms)},
+      {"remote_request_timeout", std::to_string(remote_request_timeout_ms)},
+      {"remote_plugin", remote_plugin},
+      {"s3_bucket", s3_bucket},
+      {"s3_endpoint", s3_endpoint},
+      {"s3_region", s3_region},
+      {"s3_key_prefix", s3_key_prefix},
+      {"s3_use_ssl", b(s3_use_ssl)},
+      {"s3_virtual_host_style", b(s3_virtual_host_style)},
+      {"s3_server_side_encryption", s3_server_side_encryption},
+      {"s3_sse_kms_key_id", s3_sse_kms_key_id},
+      {"s3_no_credentials", b(s3_no_credentials)},
+      {"s3_rw_mode", s3_read_only ? "READ_ONLY" : "READ_WRITE"},
+      {"redis_endpoint", redact_url(redis_endpoint)},
+      {"redis_key_prefix", redis_key_prefix},
+      {"redis_expiration", std::to_string(redis_expiration)},
+      {"redis_rw_mode", redis_read_only ? "READ_ONLY" : "READ_WRITE"},
+      {"http_endpoint", http_endpoint},
+      {"http_bearer_token", http_bearer_token.empty() ? "" : "(set)"},
+      {"http_headers", http_headers},
+      {"http_rw_mode", http_read_only ? "READ_ONLY" : "READ_WRITE"},
   };
 }
 
@@ -292,7 +419,8 @@ expected<void, ConfigError> set_config_value(const std::string& path, const std:
                      key == "hash_dir" || key == "read_only" || key == "recache" || key == "stats";
   if (is_bool_key && b) {
     table.insert_or_assign(key, *b);
-  } else if (key == "compression_level") {
+  } else if (key == "compression_level" || key == "remote_connect_timeout" ||
+             key == "remote_request_timeout" || key == "redis_expiration") {
     table.insert_or_assign(key, *util::parse_int(value));
   } else {
     table.insert_or_assign(key, value);

@@ -32,6 +32,34 @@ struct Config {
   std::string file_link = "copy";  // copy | hardlink | reflink
   std::string log_file;
 
+  // Remote levels (docs/configuration.md, "Remote storage"). Each is used when
+  // its bucket or endpoint is set.
+  std::string storage_order;  // e.g. "local,redis,s3"; empty: local, then redis, s3, http
+  int remote_connect_timeout_ms = 1000;
+  int remote_request_timeout_ms = 5000;
+  std::string remote_plugin;  // path of libkiln-remote.so; empty: next to kiln
+
+  std::string s3_bucket;
+  std::string s3_endpoint;
+  std::string s3_region = "us-east-1";
+  std::string s3_key_prefix;
+  bool s3_use_ssl = true;
+  bool s3_virtual_host_style = false;
+  std::string s3_server_side_encryption;  // "", "AES256", "aws:kms"
+  std::string s3_sse_kms_key_id;
+  bool s3_no_credentials = false;
+  bool s3_read_only = false;
+
+  std::string redis_endpoint;  // redis://[[user]:password@]host[:port][/db]
+  std::string redis_key_prefix;
+  int64_t redis_expiration = 0;  // seconds, 0 = never
+  bool redis_read_only = false;
+
+  std::string http_endpoint;
+  std::string http_bearer_token;
+  std::string http_headers;  // "Name: value" pairs separated by ';'
+  bool http_read_only = false;
+
   std::string config_path;  // the file that was (or would be) read
   std::map<std::string, ConfigSource> sources;
 

@@ -5,26 +5,33 @@
 namespace kiln::cache {
 
 std::optional<std::string> Compilation::get_entry(const storage::Key& key) {
-  auto bytes = m_local->get(key);
-  if (!bytes) {
-    if (bytes.error() != storage::Failure::not_found) {
-      m_stats.add(Counter::error_storage_read);
-      m_log.event("storage_error", {{"op", "get"},
-                                    {"level", m_local->name()},
-                                    {"failure", storage::to_string(bytes.error())}});
+  // The chain asks whether a value is usable before it counts a hit (and before
+  // it backfills faster levels); decoding here keeps the payload for the caller.
+  std::optional<std::string> payload;
+  auto value = m_chain->get(key, [&](std::string_view bytes) {
+    auto decoded = storage::decode_entry(bytes, key.kind);
+    if (!decoded) {
+      // Never served: the chain removes it so that a good one is stored next.
+      m_stats.add(Counter::corrupt_entry);
+      m_log.event("corrupt_entry",
+                  {{"key", key.name()}, {"error", storage::to_string(decoded.error())}});
+      return false;
     }
+    payload = std::move(*decoded);
+    return true;
+  });
+  if (!value) {
     return std::nullopt;
   }
-  auto payload = storage::decode_entry(*bytes, key.kind);
-  if (!payload) {
-    // Never served: removed so that the next compilation stores a good one.
-    m_stats.add(Counter::corrupt_entry);
-    m_log.event("corrupt_entry",
-                {{"key", key.name()}, {"error", storage::to_string(payload.error())}});
-    (void)m_local->remove(key);
-    return std::nullopt;
+  return payload;
+}
+
+bool Compilation::put_entry(const storage::Key& key, std::string_view entry) {
+  if (m_chain->put(key, entry) == 0) {
+    m_log.event("storage_error", {{"op", "put"}, {"key", key.name()}});
+    return false;
   }
-  return std::move(*payload);
+  return true;
 }
 
 std::optional<Manifest> Compilation::load_manifest() {
@@ -58,16 +65,19 @@ std::optional<Result> Compilation::load_result(const util::Digest& result_key) {
 }
 
 std::optional<std::pair<Result, util::Digest>> Compilation::from_cache_direct() {
-  auto manifest = load_manifest();
-  if (!manifest) {
+  // Kept in m_manifest: on a miss, update_manifest adds to it without a
+  // second (possibly remote) read.
+  m_manifest = load_manifest();
+  if (!m_manifest) {
     return std::nullopt;
   }
   int64_t rehashed = 0;
   std::vector<uint32_t> matched_by_content;
-  auto result_key = manifest->lookup(m_checker, today(), &rehashed, &matched_by_content);
-  m_log.event("manifest_lookup", {{"entries", static_cast<int64_t>(manifest->entries().size())},
-                                  {"rehashed", rehashed},
-                                  {"found", result_key ? "yes" : "no"}});
+  auto result_key = m_manifest->lookup(m_checker, today(), &rehashed, &matched_by_content);
+  m_log.event("manifest_lookup",
+              {{"entries", static_cast<int64_t>(m_manifest->entries().size())},
+               {"rehashed", rehashed},
+               {"found", result_key ? "yes" : "no"}});
   if (!result_key) {
     return std::nullopt;
   }
@@ -75,7 +85,7 @@ std::optional<std::pair<Result, util::Digest>> Compilation::from_cache_direct() 
   if (!result) {
     return std::nullopt;
   }
-  refresh_manifest(*manifest, matched_by_content);
+  refresh_manifest(*m_manifest, matched_by_content);
   return std::pair{std::move(*result), *result_key};
 }
 
@@ -101,6 +111,7 @@ void Compilation::refresh_manifest(Manifest& manifest, const std::vector<uint32_
   storage::Key key{*m_manifest_key, storage::EntryKind::manifest};
   std::string entry =
       storage::encode_entry(key.kind, manifest.serialize(), k_manifest_compression_level);
+  // Stats are per machine: only the local level learns them.
   if (m_local->put(key, entry)) {
     m_log.event("manifest_refreshed", {{"files", static_cast<int64_t>(files.size())}});
   }

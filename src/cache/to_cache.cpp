@@ -191,7 +191,9 @@ bool Compilation::to_cache(const util::Digest& result_key, const util::RunResult
     return true;
   };
   storage::Key key{result_key, storage::EntryKind::result};
-  bool external = link_mode() != util::LinkMode::copy;
+  // A plain-file object lives on the local level only: with remote levels the
+  // object stays inside the entry so that every level can serve it.
+  bool external = link_mode() != util::LinkMode::copy && m_chain->size() == 1;
   if (external) {
     std::string obj = util::absolute(m_args.output, m_inv.cwd);
     util::FileStat st = util::FileStat::of(obj);
@@ -238,9 +240,7 @@ bool Compilation::to_cache(const util::Digest& result_key, const util::RunResult
   }
 
   std::string entry = storage::encode_entry(key.kind, result.serialize(), m_cfg.compression_level);
-  if (auto r = m_local->put(key, entry); !r) {
-    m_stats.add(Counter::error_storage_write);
-    m_log.event("storage_error", {{"op", "put"}, {"failure", storage::to_string(r.error())}});
+  if (!put_entry(key, entry)) {
     return false;
   }
   m_log.event("stored", {{"key", key.name()}, {"bytes", static_cast<int64_t>(entry.size())}});
@@ -256,15 +256,13 @@ void Compilation::update_manifest(const util::Digest& result_key, const Includes
     return;
   }
   storage::Key key{*m_manifest_key, storage::EntryKind::manifest};
-  Manifest manifest = load_manifest().value_or(Manifest{});
+  Manifest manifest = m_manifest ? std::move(*m_manifest) : load_manifest().value_or(Manifest{});
+  m_manifest.reset();
   bool dated = (includes.has_date || m_source_has_date) && !m_time_macros_ok;
   manifest.add(includes.files, includes.dirs, result_key, dated ? today() : 0);
   std::string entry =
       storage::encode_entry(key.kind, manifest.serialize(), k_manifest_compression_level);
-  if (auto r = m_local->put(key, entry); !r) {
-    m_stats.add(Counter::error_storage_write);
-    m_log.event("storage_error", {{"op", "put"}, {"failure", storage::to_string(r.error())}});
-  }
+  put_entry(key, entry);
 }
 
 }  // namespace kiln::cache

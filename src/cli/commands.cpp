@@ -10,6 +10,9 @@
 #include <cstring>
 
 #include "kiln/cache/stats.hpp"
+#include "kiln/cache/storage_levels.hpp"
+#include "kiln/storage/entry.hpp"
+#include "kiln/storage/local/local_storage.hpp"
 #include "kiln/storage/local/cleanup.hpp"
 #include "kiln/util/file.hpp"
 #include "kiln/util/hash.hpp"
@@ -43,6 +46,7 @@ const char k_usage[] =
     "  -M, --max-size SIZE     set max_size in the configuration file (e.g. 10G, 0 = no limit)\n"
     "  -p, --show-config       show the effective configuration and where each value comes from\n"
     "  -o, --set-config K=V    set a key in the configuration file\n"
+    "      --check-storage     test every configured storage level for read and write\n"
     "  -V, --version           print the version\n"
     "  -h, --help              print this help\n"
     "\n"
@@ -101,6 +105,22 @@ void print_row(const char* label, int64_t value, const std::string& extra, int i
               extra.c_str());
 }
 
+// Per-level storage counters (<level>_hit, ...): every counter that is not one
+// of cache::Counter.
+util::Counters level_counters(const util::Counters& all) {
+  util::Counters out;
+  for (const auto& [name, value] : all) {
+    bool known = false;
+    for (size_t i = 0; i < static_cast<size_t>(cache::Counter::count_) && !known; ++i) {
+      known = cache::to_string(static_cast<cache::Counter>(i)) == name;
+    }
+    if (!known && value != 0) {
+      out[name] = value;
+    }
+  }
+  return out;
+}
+
 int show_stats(const cache::Config& config, bool json) {
   util::Counters c = cache::Stats::read_all(config.cache_dir);
   int64_t direct = get(c, "direct_hit");
@@ -118,6 +138,13 @@ int show_stats(const cache::Config& config, bool json) {
       auto name = cache::to_string(static_cast<cache::Counter>(i));
       std::printf("%s\n    \"%s\": %lld", i ? "," : "", std::string(name).c_str(),
                   static_cast<long long>(get(c, std::string(name).c_str())));
+    }
+    std::printf("\n  },\n  \"levels\": {");
+    bool first = true;
+    for (const auto& [name, value] : level_counters(c)) {
+      std::printf("%s\n    \"%s\": %lld", first ? "" : ",", util::json_escape(name).c_str(),
+                  static_cast<long long>(value));
+      first = false;
     }
     std::printf("\n  }\n}\n");
     return 0;
@@ -157,6 +184,13 @@ int show_stats(const cache::Config& config, bool json) {
   std::printf("  %-28s %10s / %s\n", "Cache size", util::format_size(size).c_str(), limit.c_str());
   print_row("Files", get(c, "files"), "", 2);
   print_row("Cleanups", get(c, "cleanups"), "", 2);
+  auto levels = level_counters(c);
+  if (!levels.empty()) {
+    std::printf("Storage levels\n");
+    for (const auto& [name, value] : levels) {
+      print_row(name.c_str(), value, "", 2);
+    }
+  }
   return 0;
 }
 
@@ -182,6 +216,68 @@ void correct_totals(const cache::Config& config, const storage::CleanupStats& me
   fix.add(cache::Counter::size, measured.size_after - get(total, "size"));
   fix.add(cache::Counter::files, measured.files_after - get(total, "files"));
   fix.flush(config.cache_dir);
+}
+
+// Writes, reads back, checks and removes a test entry on every level.
+int check_storage(const cache::Config& config) {
+  storage::LocalStorage local(config.cache_dir);
+  storage::StorageChain chain(cache::storage_levels(config, &local));
+  util::Hasher h;
+  h.field("kiln-check-storage").field(now_ns()).field(static_cast<int64_t>(::getpid()));
+  storage::Key key{h.finish(), storage::EntryKind::result};
+  std::string value = storage::encode_entry(key.kind, "kiln --check-storage probe", 1);
+  int failures = 0;
+  for (size_t i = 0; i < chain.size(); ++i) {
+    const std::string& name = chain.level_name(i);
+    std::printf("%-6s ", name.c_str());
+    std::fflush(stdout);
+    storage::Storage* s = chain.level(i);
+    if (!s) {
+      std::printf("FAILED  %s\n", chain.problems().empty() ? "cannot open"
+                                                           : chain.problems().back().c_str());
+      ++failures;
+      continue;
+    }
+    auto say = [&](std::string_view what, storage::Failure f) {
+      std::string detail = s->last_error();
+      std::printf("FAILED  %.*s: %s%s%s\n", static_cast<int>(what.size()), what.data(),
+                  std::string(storage::to_string(f)).c_str(), detail.empty() ? "" : ": ",
+                  detail.c_str());
+      ++failures;
+    };
+    if (chain.level_read_only(i)) {
+      auto r = s->get(key);
+      if (!r && r.error() != storage::Failure::not_found) {
+        say("read", r.error());
+      } else {
+        std::printf("ok      read (read-only level: write not tested)\n");
+      }
+      continue;
+    }
+    if (auto r = s->put(key, value); !r) {
+      say("write", r.error());
+      continue;
+    }
+    auto back = s->get(key);
+    if (!back) {
+      say("read back", back.error());
+      continue;
+    }
+    if (*back != value) {
+      std::printf("FAILED  read back a different value (%zu bytes, wrote %zu)\n", back->size(),
+                  value.size());
+      ++failures;
+      continue;
+    }
+    auto there = s->exists(key);
+    (void)s->remove(key);
+    if (!there || !*there) {
+      say("exists", there ? storage::Failure::not_found : there.error());
+      continue;
+    }
+    std::printf("ok      write, read, exists, remove\n");
+  }
+  return failures == 0 ? 0 : 1;
 }
 
 int usage_error(const std::string& message) {
@@ -300,6 +396,8 @@ int run_command(const std::vector<std::string>& args, cache::Config& config,
         return 1;
       }
       std::printf("Set max_size = %s in %s\n", v->c_str(), config.config_path.c_str());
+    } else if (a == "--check-storage") {
+      return check_storage(config);
     } else if (a == "-p" || a == "--show-config") {
       show_config(config, config_error);
     } else if (a == "-o" || a.starts_with("--set-config")) {

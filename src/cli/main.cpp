@@ -94,6 +94,10 @@ int main(int argc, char** argv) {
   cache::Stats stats;
   cache::Compilation compilation(inv, stats);
   cache::Outcome outcome = compilation.run();
+  for (const auto& problem : compilation.storage_problems()) {
+    cli::warn_once("storage " + problem +
+                   " (skipped for this compilation; kiln --check-storage tests every level)");
+  }
   if (const auto* local = compilation.local()) {
     stats.add(cache::Counter::files, local->files_delta());
     stats.add(cache::Counter::size, local->size_delta());

@@ -22,6 +22,21 @@ std::string Key::name() const {
   return out;
 }
 
+std::optional<Key> Key::parse(std::string_view name) {
+  Key key;
+  if (name.size() != 65 || !util::Digest::from_hex(name.substr(0, 64), &key.digest)) {
+    return std::nullopt;
+  }
+  if (name[64] == 'R') {
+    key.kind = EntryKind::result;
+  } else if (name[64] == 'M') {
+    key.kind = EntryKind::manifest;
+  } else {
+    return std::nullopt;
+  }
+  return key;
+}
+
 std::string Key::relative_path() const {
   std::string n = name();
   std::string out;

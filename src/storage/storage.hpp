@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -28,6 +29,8 @@ struct Key {
   std::string name() const;
   // "ab/cd/abcd...R"
   std::string relative_path() const;
+  // The inverse of name(); nullopt for anything else.
+  static std::optional<Key> parse(std::string_view name);
 };
 
 // One level of the cache. Values are opaque bytes (encoded entries, see
@@ -41,6 +44,12 @@ class Storage {
   virtual expected<std::string, Failure> get(const Key& key) = 0;
   virtual expected<void, Failure> put(const Key& key, std::string_view value) = 0;
   virtual expected<void, Failure> remove(const Key& key) = 0;
+  // Whether the key is stored, without transferring the value.
+  virtual expected<bool, Failure> exists(const Key& key) = 0;
+
+  // A sentence for the user about the last failure other than not_found:
+  // what failed, on which backend, and the likely fix. Empty if none.
+  virtual std::string last_error() const { return {}; }
 };
 
 }  // namespace kiln::storage

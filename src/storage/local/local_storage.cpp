@@ -92,6 +92,17 @@ expected<void, Failure> LocalStorage::remove(const Key& key) {
   return {};
 }
 
+expected<bool, Failure> LocalStorage::exists(const Key& key) {
+  util::FileStat st = util::FileStat::of(path_of(key));
+  if (st.exists()) {
+    return true;
+  }
+  if (st.error == ENOENT || st.error == ENOTDIR) {
+    return false;
+  }
+  return unexpected(failure_of(st.error));
+}
+
 expected<void, Failure> LocalStorage::put_file(const Key& key, std::string_view suffix,
                                                const std::string& source, util::LinkMode mode) {
   std::string path = path_of(key) + "." + std::string(suffix);

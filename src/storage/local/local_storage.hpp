@@ -24,6 +24,7 @@ class LocalStorage : public Storage {
   expected<std::string, Failure> get(const Key& key) override;
   expected<void, Failure> put(const Key& key, std::string_view value) override;
   expected<void, Failure> remove(const Key& key) override;
+  expected<bool, Failure> exists(const Key& key) override;
 
   // Stores a copy of the file `source` beside the key's entry, named
   // <name>.<suffix> (for objects that hits hard-link or reflink into place).

@@ -1,0 +1,121 @@
+#include "kiln/storage/chain.hpp"
+
+namespace kiln::storage {
+
+StorageChain::StorageChain(std::vector<LevelSpec> levels) {
+  for (auto& spec : levels) {
+    Level level;
+    level.name = std::move(spec.name);
+    level.read_only = spec.read_only;
+    level.storage = spec.storage;
+    level.open = std::move(spec.open);
+    m_levels.push_back(std::move(level));
+  }
+}
+
+StorageChain::~StorageChain() = default;
+
+void StorageChain::count(const Level& level, std::string_view what, int64_t n) {
+  std::string name = level.name;
+  name += '_';
+  name += what;
+  m_counters[name] += n;
+}
+
+Storage* StorageChain::level(size_t i) {
+  Level& level = m_levels.at(i);
+  if (level.disabled) {
+    return nullptr;
+  }
+  if (!level.storage && level.open) {
+    auto opened = level.open();
+    level.open = nullptr;
+    if (!opened) {
+      level.disabled = true;
+      count(level, "read_error");
+      m_problems.push_back(level.name + ": " + opened.error());
+      return nullptr;
+    }
+    level.owned = std::move(*opened);
+    level.storage = level.owned.get();
+  }
+  return level.storage;
+}
+
+void StorageChain::failed(Level& level, Failure f, std::string_view op) {
+  bool read = op == "read";
+  count(level, f == Failure::timeout ? (read ? "read_timeout" : "write_timeout")
+                                     : (read ? "read_error" : "write_error"));
+  level.disabled = true;  // skipped for the rest of this compilation
+  std::string detail = level.storage ? level.storage->last_error() : std::string();
+  if (detail.empty()) {
+    detail = std::string(to_string(f)) + " on " + std::string(op);
+  }
+  m_problems.push_back(level.name + ": " + detail);
+}
+
+std::optional<std::string> StorageChain::get(const Key& key, const Validator& valid) {
+  for (size_t i = 0; i < m_levels.size(); ++i) {
+    Storage* s = level(i);
+    if (!s) {
+      continue;
+    }
+    Level& lv = m_levels[i];
+    auto value = s->get(key);
+    if (!value) {
+      if (value.error() == Failure::not_found) {
+        count(lv, "miss");
+      } else {
+        failed(lv, value.error(), "read");
+      }
+      continue;
+    }
+    if (!valid(*value)) {
+      count(lv, "corrupt");
+      if (!lv.read_only) {
+        (void)s->remove(key);
+      }
+      continue;
+    }
+    count(lv, "hit");
+    count(lv, "read_bytes", static_cast<int64_t>(value->size()));
+    // Backfill the faster levels that missed.
+    for (size_t j = 0; j < i; ++j) {
+      Level& faster = m_levels[j];
+      if (faster.read_only || faster.disabled || !faster.storage) {
+        continue;
+      }
+      if (auto r = faster.storage->put(key, *value)) {
+        count(faster, "backfill");
+      } else {
+        failed(faster, r.error(), "write");
+      }
+    }
+    return std::move(*value);
+  }
+  return std::nullopt;
+}
+
+int StorageChain::put(const Key& key, std::string_view value) {
+  int written = 0;
+  for (size_t i = 0; i < m_levels.size(); ++i) {
+    Level& lv = m_levels[i];
+    if (lv.read_only) {
+      continue;
+    }
+    Storage* s = level(i);
+    if (!s) {
+      continue;
+    }
+    if (auto r = s->put(key, value)) {
+      ++written;
+      count(lv, "write");
+      count(lv, "written_bytes", static_cast<int64_t>(value.size()));
+    } else {
+      failed(lv, r.error(), "write");
+    }
+  }
+  return written;
+}
+
+}  // namespace kiln::storage

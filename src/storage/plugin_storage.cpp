@@ -1,0 +1,139 @@
+#include "kiln/storage/plugin_storage.hpp"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+
+#include "kiln/storage/remote/plugin_abi.h"
+#include "kiln/util/file.hpp"
+#include "kiln/util/path.hpp"
+
+namespace kiln::storage {
+
+namespace {
+
+// A Storage whose calls go through the plugin's C functions.
+class PluginStorage : public Storage {
+ public:
+  PluginStorage(const kiln_remote_api* api, void* handle, std::string name)
+      : m_api(api), m_handle(handle), m_name(std::move(name)) {}
+  ~PluginStorage() override { m_api->close(m_handle); }
+
+  std::string_view name() const override { return m_name; }
+
+  expected<std::string, Failure> get(const Key& key) override {
+    char* data = nullptr;
+    size_t len = 0;
+    int status = m_api->get(m_handle, key.name().c_str(), &data, &len);
+    if (status != KILN_REMOTE_OK) {
+      return unexpected(failure(status));
+    }
+    std::string out(data, len);
+    m_api->free_buffer(data);
+    return out;
+  }
+
+  expected<void, Failure> put(const Key& key, std::string_view value) override {
+    int status = m_api->put(m_handle, key.name().c_str(), value.data(), value.size());
+    if (status != KILN_REMOTE_OK) {
+      return unexpected(failure(status));
+    }
+    return {};
+  }
+
+  expected<void, Failure> remove(const Key& key) override {
+    int status = m_api->remove(m_handle, key.name().c_str());
+    if (status != KILN_REMOTE_OK) {
+      return unexpected(failure(status));
+    }
+    return {};
+  }
+
+  expected<bool, Failure> exists(const Key& key) override {
+    int found = 0;
+    int status = m_api->exists(m_handle, key.name().c_str(), &found);
+    if (status != KILN_REMOTE_OK) {
+      return unexpected(failure(status));
+    }
+    return found != 0;
+  }
+
+  std::string last_error() const override { return m_last_error; }
+
+ private:
+  Failure failure(int status) {
+    if (status != KILN_REMOTE_NOT_FOUND) {
+      m_last_error = m_api->last_error(m_handle);
+    }
+    switch (status) {
+      case KILN_REMOTE_NOT_FOUND:
+        return Failure::not_found;
+      case KILN_REMOTE_TIMEOUT:
+        return Failure::timeout;
+      case KILN_REMOTE_ACCESS_DENIED:
+        return Failure::access_denied;
+      default:
+        return Failure::error;
+    }
+  }
+
+  const kiln_remote_api* m_api;
+  void* m_handle;
+  std::string m_name;
+  std::string m_last_error;
+};
+
+const kiln_remote_api* load_api(const std::string& path, std::string* error) {
+  static const kiln_remote_api* api = nullptr;
+  static std::string load_error;
+  static bool tried = false;
+  if (!tried) {
+    tried = true;
+    void* lib = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+      const char* e = ::dlerror();
+      load_error = "cannot load the remote-storage plugin " + path + ": " + (e ? e : "?") +
+                   " (set KILN_REMOTE_PLUGIN to its path)";
+    } else if (auto entry = reinterpret_cast<const kiln_remote_api* (*)()>(
+                   ::dlsym(lib, "kiln_remote_api_v1"));
+               !entry || !entry() || entry()->abi_version != KILN_REMOTE_ABI_VERSION) {
+      load_error = path + " is not a kiln remote-storage plugin of this version";
+    } else {
+      api = entry();
+    }
+  }
+  *error = load_error;
+  return api;
+}
+
+}  // namespace
+
+std::string default_plugin_path() {
+  if (const char* env = std::getenv("KILN_REMOTE_PLUGIN"); env && *env) {
+    return env;
+  }
+  std::string self = util::real_path("/proc/self/exe");
+  std::string dir(util::dir_name(self));
+  std::string beside = dir + "/libkiln-remote.so";
+  if (util::FileStat::of(beside).exists()) {
+    return beside;
+  }
+  return util::normalize(dir + "/../lib/kiln/libkiln-remote.so");
+}
+
+expected<std::unique_ptr<Storage>, std::string> open_remote_storage(
+    std::string_view kind, const std::string& settings, const std::string& plugin_path) {
+  std::string error;
+  const kiln_remote_api* api = load_api(plugin_path, &error);
+  if (!api) {
+    return unexpected(error);
+  }
+  std::string k(kind);
+  void* handle = api->open(k.c_str(), settings.data(), settings.size());
+  if (!handle) {
+    return unexpected("the remote-storage plugin does not know the backend \"" + k + "\"");
+  }
+  return std::unique_ptr<Storage>(new PluginStorage(api, handle, k));
+}
+
+}  // namespace kiln::storage

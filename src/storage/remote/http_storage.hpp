@@ -1,0 +1,52 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kiln/storage/remote/http_client.hpp"
+#include "kiln/storage/remote/settings.hpp"
+#include "kiln/storage/storage.hpp"
+
+namespace kiln::storage {
+
+// A remote level on a plain HTTP(S) server, e.g. nginx with WebDAV
+// (dav_methods PUT DELETE; create_full_put_path on): an entry is the object
+// <url>/<k0k1>/<k2k3>/<name>, read with GET, written with PUT, probed with
+// HEAD and removed with DELETE.
+//
+// Statuses: 404 is not_found, 401 and 403 are access_denied, other statuses
+// and transport failures are errors (timeouts: timeout). With read_only, put
+// and remove fail with error without sending anything. Requests carry
+// "Authorization: Bearer <bearer_token>" when a token is set, and the extra
+// headers of the settings. Thread-compatible (one HTTP connection, reused).
+class HttpStorage : public Storage {
+ public:
+  explicit HttpStorage(HttpSettings settings);
+
+  std::string_view name() const override { return "http"; }
+  expected<std::string, Failure> get(const Key& key) override;
+  expected<void, Failure> put(const Key& key, std::string_view value) override;
+  expected<void, Failure> remove(const Key& key) override;
+  expected<bool, Failure> exists(const Key& key) override;
+  std::string last_error() const override { return m_last_error; }
+
+  // The URL of a key's object.
+  std::string url_of(const Key& key) const;
+
+ private:
+  std::vector<std::string> request_headers() const;
+  // Sends the request; a transport failure is recorded and returned as a Failure.
+  expected<HttpResponse, Failure> send(std::string_view method, const Key& key,
+                                       std::string_view body = {});
+  // Records the failure for a response with an unexpected status.
+  Failure status_failure(std::string_view method, const Key& key, const HttpResponse& response);
+  Failure read_only_failure(std::string_view method);
+
+  HttpSettings m_settings;
+  std::string m_base_url;  // without trailing slashes
+  HttpClient m_client;
+  std::string m_last_error;
+};
+
+}  // namespace kiln::storage

@@ -1,0 +1,130 @@
+// libkiln-remote.so: the remote backends behind the C boundary of plugin_abi.h.
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "kiln/storage/remote/http_storage.hpp"
+#include "kiln/storage/remote/plugin_abi.h"
+#include "kiln/storage/remote/redis_storage.hpp"
+#include "kiln/storage/remote/s3_storage.hpp"
+#include "kiln/storage/remote/settings_text.hpp"
+
+namespace {
+
+using kiln::storage::Failure;
+using kiln::storage::Key;
+using kiln::storage::Storage;
+
+struct Handle {
+  std::unique_ptr<Storage> storage;
+  std::string error;
+};
+
+int status_of(Failure f) { return static_cast<int>(f) + 1; }
+
+void* open_remote(const char* kind, const char* settings, size_t len) {
+  std::string_view text(settings, len);
+  std::string k = kind;
+  auto h = std::make_unique<Handle>();
+  try {
+    if (k == "s3") {
+      h->storage = std::make_unique<kiln::storage::S3Storage>(
+          kiln::storage::s3_settings_from_text(text));
+    } else if (k == "redis") {
+      h->storage = std::make_unique<kiln::storage::RedisStorage>(
+          kiln::storage::redis_settings_from_text(text));
+    } else if (k == "http") {
+      h->storage = std::make_unique<kiln::storage::HttpStorage>(
+          kiln::storage::http_settings_from_text(text));
+    } else {
+      return nullptr;
+    }
+  } catch (...) {
+    return nullptr;
+  }
+  return h.release();
+}
+
+// Runs `f` on the handle's storage, turning exceptions into KILN_REMOTE_ERROR
+// and remembering the storage's message for a failure.
+template <typename F>
+int guarded(void* handle, const char* key_name, F&& f) {
+  auto* h = static_cast<Handle*>(handle);
+  auto key = Key::parse(key_name ? key_name : "");
+  if (!key) {
+    h->error = "invalid key name";
+    return KILN_REMOTE_ERROR;
+  }
+  try {
+    int status = f(*h->storage, *key);
+    if (status != KILN_REMOTE_OK && status != KILN_REMOTE_NOT_FOUND) {
+      h->error = h->storage->last_error();
+    }
+    return status;
+  } catch (const std::exception& e) {
+    h->error = e.what();
+  } catch (...) {
+    h->error = "unknown error in the remote-storage plugin";
+  }
+  return KILN_REMOTE_ERROR;
+}
+
+int get_remote(void* handle, const char* key, char** data, size_t* len) {
+  return guarded(handle, key, [&](Storage& s, const Key& k) {
+    auto v = s.get(k);
+    if (!v) {
+      return status_of(v.error());
+    }
+    char* buf = static_cast<char*>(std::malloc(v->size() ? v->size() : 1));
+    if (!buf) {
+      return static_cast<int>(KILN_REMOTE_ERROR);
+    }
+    std::memcpy(buf, v->data(), v->size());
+    *data = buf;
+    *len = v->size();
+    return static_cast<int>(KILN_REMOTE_OK);
+  });
+}
+
+int put_remote(void* handle, const char* key, const char* data, size_t len) {
+  return guarded(handle, key, [&](Storage& s, const Key& k) {
+    auto r = s.put(k, std::string_view(data, len));
+    return r ? static_cast<int>(KILN_REMOTE_OK) : status_of(r.error());
+  });
+}
+
+int exists_remote(void* handle, const char* key, int* found) {
+  return guarded(handle, key, [&](Storage& s, const Key& k) {
+    auto r = s.exists(k);
+    if (!r) {
+      return status_of(r.error());
+    }
+    *found = *r ? 1 : 0;
+    return static_cast<int>(KILN_REMOTE_OK);
+  });
+}
+
+int remove_remote(void* handle, const char* key) {
+  return guarded(handle, key, [&](Storage& s, const Key& k) {
+    auto r = s.remove(k);
+    return r ? static_cast<int>(KILN_REMOTE_OK) : status_of(r.error());
+  });
+}
+
+const char* last_error_remote(void* handle) { return static_cast<Handle*>(handle)->error.c_str(); }
+
+void free_buffer_remote(char* data) { std::free(data); }
+
+void close_remote(void* handle) { delete static_cast<Handle*>(handle); }
+
+const kiln_remote_api k_api = {
+    KILN_REMOTE_ABI_VERSION, open_remote,       get_remote,         put_remote, exists_remote,
+    remove_remote,           last_error_remote, free_buffer_remote, close_remote,
+};
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) const kiln_remote_api* kiln_remote_api_v1(void) {
+  return &k_api;
+}

@@ -1,0 +1,52 @@
+/* The boundary between kiln and its remote-storage plugin (libkiln-remote.so).
+ *
+ * kiln loads the plugin with dlopen only when a compilation first needs a
+ * remote level, so local hits never pay for libcurl, hiredis and their
+ * dependencies. Only C types cross this boundary: the plugin and kiln may each
+ * carry their own C++ runtime. docs/architecture.md has the reasons.
+ */
+#ifndef KILN_STORAGE_REMOTE_PLUGIN_ABI_H
+#define KILN_STORAGE_REMOTE_PLUGIN_ABI_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KILN_REMOTE_ABI_VERSION 1
+
+/* Status of every call; values match kiln::storage::Failure + 1. */
+enum {
+  KILN_REMOTE_OK = 0,
+  KILN_REMOTE_NOT_FOUND = 1,
+  KILN_REMOTE_TIMEOUT = 2,
+  KILN_REMOTE_ERROR = 3,
+  KILN_REMOTE_ACCESS_DENIED = 4
+};
+
+struct kiln_remote_api {
+  int abi_version;
+  /* kind: "s3", "redis" or "http"; settings: "name=value" lines
+   * (settings_text.hpp). Returns NULL for an unknown kind. */
+  void* (*open)(const char* kind, const char* settings, size_t settings_len);
+  /* key: an entry name, 64 hex digits and 'R' or 'M'. On OK, *data (free it
+   * with free_buffer) and *len hold the value. */
+  int (*get)(void* handle, const char* key, char** data, size_t* len);
+  int (*put)(void* handle, const char* key, const char* data, size_t len);
+  int (*exists)(void* handle, const char* key, int* found);
+  int (*remove)(void* handle, const char* key);
+  /* The last failure as a sentence for the user; valid until the next call. */
+  const char* (*last_error)(void* handle);
+  void (*free_buffer)(char* data);
+  void (*close)(void* handle);
+};
+
+/* The plugin's only exported symbol. */
+const struct kiln_remote_api* kiln_remote_api_v1(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

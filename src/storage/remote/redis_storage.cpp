@@ -1,0 +1,611 @@
+#include "kiln/storage/remote/redis_storage.hpp"
+
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/time.h>
+
+#include <cerrno>
+#include <charconv>
+#include <ctime>
+#include <utility>
+#include <vector>
+
+namespace kiln::storage {
+
+namespace {
+
+constexpr std::string_view k_fix_endpoint = "check KILN_REDIS_ENDPOINT";
+
+timeval to_timeval(int ms) {
+  timeval tv{};
+  tv.tv_sec = ms / 1000;
+  tv.tv_usec = static_cast<suseconds_t>(ms % 1000) * 1000;
+  return tv;
+}
+
+bool contains(std::string_view text, std::string_view part) {
+  return text.find(part) != std::string_view::npos;
+}
+
+// Whether a hiredis context error is a connect or request timeout: hiredis
+// reports both as REDIS_ERR_IO with errno ETIMEDOUT (connect) or EAGAIN (a
+// read or write that hit SO_RCVTIMEO/SO_SNDTIMEO).
+bool is_timeout(int err, std::string_view reason, int saved_errno) {
+  if (err != REDIS_ERR_IO) {
+    return false;
+  }
+  return saved_errno == EAGAIN || saved_errno == EWOULDBLOCK || saved_errno == ETIMEDOUT ||
+         contains(reason, "timed out") || contains(reason, "temporarily unavailable");
+}
+
+std::string_view type_name(int type) {
+  switch (type) {
+    case REDIS_REPLY_STRING:
+      return "string";
+    case REDIS_REPLY_ARRAY:
+      return "array";
+    case REDIS_REPLY_INTEGER:
+      return "integer";
+    case REDIS_REPLY_NIL:
+      return "nil";
+    case REDIS_REPLY_STATUS:
+      return "status";
+    case REDIS_REPLY_ERROR:
+      return "error";
+  }
+  return "unknown";
+}
+
+std::string_view reply_text(const redisReply& reply) {
+  if (reply.str == nullptr) {
+    return {};
+  }
+  return {reply.str, reply.len};
+}
+
+// Blocks SIGPIPE in this thread for its lifetime and discards a SIGPIPE raised
+// meanwhile, so that writing to a connection the server has closed fails with
+// EPIPE instead of killing the process. The process's signal dispositions are
+// left alone.
+class SigpipeGuard {
+ public:
+  SigpipeGuard() {
+    sigset_t pending;
+    sigemptyset(&pending);
+    sigpending(&pending);
+    m_was_pending = sigismember(&pending, SIGPIPE) == 1;
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &block, &m_old_mask);
+  }
+  ~SigpipeGuard() {
+    int saved_errno = errno;
+    if (!m_was_pending) {
+      sigset_t pending;
+      sigemptyset(&pending);
+      sigpending(&pending);
+      if (sigismember(&pending, SIGPIPE) == 1) {
+        sigset_t pipe;
+        sigemptyset(&pipe);
+        sigaddset(&pipe, SIGPIPE);
+        timespec zero{};
+        while (sigtimedwait(&pipe, nullptr, &zero) == -1 && errno == EINTR) {
+        }
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &m_old_mask, nullptr);
+    errno = saved_errno;
+  }
+  SigpipeGuard(const SigpipeGuard&) = delete;
+  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+
+ private:
+  sigset_t m_old_mask;
+  bool m_was_pending = false;
+};
+
+bool parse_int(std::string_view text, int min, int max, int* out) {
+  int value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < min ||
+      value > max) {
+    return false;
+  }
+  *out = value;
+  return true;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return -1;
+}
+
+expected<std::string, std::string> percent_decode(std::string_view text, std::string_view what) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out += text[i];
+      continue;
+    }
+    int high = i + 2 < text.size() ? hex_value(text[i + 1]) : -1;
+    int low = high >= 0 ? hex_value(text[i + 2]) : -1;
+    if (low < 0) {
+      return unexpected("bad %-escape in the " + std::string(what) + " of the Redis URL");
+    }
+    out += static_cast<char>(high * 16 + low);
+    i += 2;
+  }
+  return out;
+}
+
+// Applies "db=N&user=U&password=P" to `out`.
+expected<void, std::string> parse_query(std::string_view query, RedisEndpoint* out) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view item = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (item.empty()) {
+      continue;
+    }
+    size_t eq = item.find('=');
+    std::string_view name = item.substr(0, eq);
+    std::string_view raw = eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1);
+    auto value = percent_decode(raw, name);
+    if (!value) {
+      return unexpected(value.error());
+    }
+    if (name == "db") {
+      if (!parse_int(*value, 0, 1 << 30, &out->db)) {
+        return unexpected("bad database number '" + *value + "' in the Redis URL");
+      }
+    } else if (name == "user" || name == "username") {
+      out->user = *value;
+    } else if (name == "password" || name == "pass") {
+      out->password = *value;
+    } else {
+      return unexpected("unknown parameter '" + std::string(name) +
+                        "' in the Redis URL (known: db, user, password)");
+    }
+  }
+  return {};
+}
+
+// Applies "user:password" (either part may be empty) to `out`.
+expected<void, std::string> parse_userinfo(std::string_view userinfo, RedisEndpoint* out) {
+  size_t colon = userinfo.find(':');
+  auto user = percent_decode(userinfo.substr(0, colon), "user");
+  if (!user) {
+    return unexpected(user.error());
+  }
+  out->user = *user;
+  if (colon != std::string_view::npos) {
+    auto password = percent_decode(userinfo.substr(colon + 1), "password");
+    if (!password) {
+      return unexpected(password.error());
+    }
+    out->password = *password;
+  }
+  return {};
+}
+
+// Parses "host[:port][/db]" of a redis:// URL.
+expected<void, std::string> parse_tcp(std::string_view rest, RedisEndpoint* out) {
+  size_t slash = rest.find('/');
+  std::string_view hostport = rest.substr(0, slash);
+  std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
+  std::string_view port;
+  if (!hostport.empty() && hostport[0] == '[') {
+    size_t close = hostport.find(']');
+    if (close == std::string_view::npos) {
+      return unexpected(std::string("unterminated [IPv6 address] in the Redis URL"));
+    }
+    out->host = hostport.substr(1, close - 1);
+    std::string_view after = hostport.substr(close + 1);
+    if (!after.empty() && after[0] != ':') {
+      return unexpected(std::string("unexpected text after the [IPv6 address] in the Redis URL"));
+    }
+    port = after.empty() ? after : after.substr(1);
+    if (!after.empty() && port.empty()) {
+      return unexpected(std::string("empty port in the Redis URL"));
+    }
+  } else {
+    size_t colon = hostport.find(':');
+    out->host = hostport.substr(0, colon);
+    if (colon != std::string_view::npos) {
+      port = hostport.substr(colon + 1);
+      if (port.empty()) {
+        return unexpected(std::string("empty port in the Redis URL"));
+      }
+    }
+  }
+  if (out->host.empty()) {
+    return unexpected(std::string("no host in the Redis URL (redis://host[:port][/db])"));
+  }
+  if (!port.empty() && !parse_int(port, 1, 65535, &out->port)) {
+    return unexpected("bad port '" + std::string(port) + "' in the Redis URL");
+  }
+  if (path.size() > 1 && !parse_int(path.substr(1), 0, 1 << 30, &out->db)) {
+    return unexpected("bad database number '" + std::string(path.substr(1)) +
+                      "' in the Redis URL (redis://host[:port]/<number>)");
+  }
+  return {};
+}
+
+std::string lowercase(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string RedisEndpoint::display() const {
+  if (!socket_path.empty()) {
+    return "unix:" + socket_path;
+  }
+  std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  return h + ":" + std::to_string(port);
+}
+
+expected<RedisEndpoint, std::string> parse_redis_url(std::string_view url) {
+  size_t sep = url.find("://");
+  if (sep == std::string_view::npos) {
+    return unexpected(std::string("the Redis URL has no scheme (want redis://host[:port][/db])"));
+  }
+  std::string scheme = lowercase(url.substr(0, sep));
+  std::string_view rest = url.substr(sep + 3);
+  bool unix_socket = scheme == "unix" || scheme == "redis+unix";
+  if (scheme == "rediss") {
+    return unexpected(std::string("rediss:// (Redis over TLS) is not supported; use redis://"));
+  }
+  if (scheme != "redis" && !unix_socket) {
+    return unexpected("unsupported scheme '" + scheme + "://' in the Redis URL (want redis://)");
+  }
+
+  // The user info ends at the last '@' (TCP; so a password may hold '@', ':'
+  // and '/' unescaped) or at the "@/" before the socket's path; the query
+  // starts at the first '?' after it. An '@' in a query value must be written
+  // as %40.
+  RedisEndpoint out;
+  size_t at = unix_socket ? rest.find("@/") : rest.rfind('@');
+  if (at != std::string_view::npos) {
+    auto status = parse_userinfo(rest.substr(0, at), &out);
+    if (!status) {
+      return unexpected(status.error());
+    }
+    rest = rest.substr(at + 1);
+  }
+  size_t question = rest.find('?');
+  std::string_view query =
+      question == std::string_view::npos ? std::string_view() : rest.substr(question + 1);
+  rest = rest.substr(0, question);
+
+  if (unix_socket) {
+    if (rest.empty() || rest[0] != '/') {
+      return unexpected(std::string("the Redis socket URL needs an absolute path (unix:///path)"));
+    }
+    out.socket_path = rest;
+  } else {
+    auto status = parse_tcp(rest, &out);
+    if (!status) {
+      return unexpected(status.error());
+    }
+  }
+  auto status = parse_query(query, &out);
+  if (!status) {
+    return unexpected(status.error());
+  }
+  return out;
+}
+
+void RedisStorage::ReplyDeleter::operator()(redisReply* reply) const {
+  freeReplyObject(reply);
+}
+
+RedisStorage::RedisStorage(RedisSettings settings)
+    : m_settings(std::move(settings)), m_endpoint(parse_redis_url(m_settings.url)) {
+  m_where = m_endpoint ? m_endpoint->display() : std::string("(invalid URL)");
+}
+
+RedisStorage::~RedisStorage() {
+  disconnect();
+}
+
+std::string RedisStorage::redis_key(const Key& key) const {
+  return m_settings.key_prefix + key.name();
+}
+
+void RedisStorage::disconnect() {
+  if (m_context != nullptr) {
+    redisFree(m_context);
+    m_context = nullptr;
+  }
+}
+
+expected<void, Failure> RedisStorage::connect() {
+  if (m_context != nullptr) {
+    return {};
+  }
+  if (!m_endpoint) {
+    m_last_error =
+        "invalid Redis URL: " + m_endpoint.error() + " (" + std::string(k_fix_endpoint) + ")";
+    return unexpected(Failure::error);
+  }
+  const RedisEndpoint& endpoint = *m_endpoint;
+  const int connect_ms = m_settings.common.connect_timeout_ms;
+  errno = 0;
+  redisContext* context = nullptr;
+  if (!endpoint.socket_path.empty()) {
+    context = connect_ms > 0 ? redisConnectUnixWithTimeout(endpoint.socket_path.c_str(),
+                                                           to_timeval(connect_ms))
+                             : redisConnectUnix(endpoint.socket_path.c_str());
+  } else {
+    context = connect_ms > 0 ? redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port,
+                                                       to_timeval(connect_ms))
+                             : redisConnect(endpoint.host.c_str(), endpoint.port);
+  }
+  const int saved_errno = errno;
+  if (context == nullptr || context->err != 0) {
+    std::string reason = context != nullptr ? context->errstr : "out of memory";
+    bool timed_out = context != nullptr && is_timeout(context->err, reason, saved_errno);
+    if (context != nullptr) {
+      redisFree(context);
+    }
+    if (timed_out) {
+      m_last_error = "timed out after " + std::to_string(connect_ms) +
+                     " ms connecting to Redis at " + m_where + " (" + std::string(k_fix_endpoint) +
+                     " and that the server is reachable)";
+      return unexpected(Failure::timeout);
+    }
+    m_last_error = "cannot connect to Redis at " + m_where + ": " + reason + " (" +
+                   std::string(k_fix_endpoint) + ")";
+    return unexpected(Failure::error);
+  }
+  const int request_ms = m_settings.common.request_timeout_ms;
+  if (request_ms > 0 && redisSetTimeout(context, to_timeval(request_ms)) != REDIS_OK) {
+    m_last_error = "cannot set the request timeout on the connection to Redis at " + m_where;
+    redisFree(context);
+    return unexpected(Failure::error);
+  }
+  m_context = context;
+  m_replies_on_connection = 0;
+
+  bool retryable = false;
+  if (!endpoint.password.empty()) {
+    auto reply = endpoint.user.empty()
+                     ? command_once({"AUTH", endpoint.password}, &retryable)
+                     : command_once({"AUTH", endpoint.user, endpoint.password}, &retryable);
+    if (!reply) {
+      disconnect();
+      return unexpected(reply.error());
+    }
+  }
+  if (endpoint.db != 0) {
+    auto reply = command_once({"SELECT", std::to_string(endpoint.db)}, &retryable);
+    if (!reply) {
+      disconnect();
+      return unexpected(reply.error());
+    }
+  }
+  return {};
+}
+
+expected<RedisStorage::Reply, Failure> RedisStorage::command(
+    std::initializer_list<std::string_view> args) {
+  for (int attempt = 0;; ++attempt) {
+    auto connected = connect();
+    if (!connected) {
+      return unexpected(connected.error());
+    }
+    bool retryable = false;
+    auto reply = command_once(args, &retryable);
+    if (reply || !retryable || attempt > 0) {
+      return reply;
+    }
+  }
+}
+
+expected<RedisStorage::Reply, Failure> RedisStorage::command_once(
+    std::initializer_list<std::string_view> args, bool* retryable) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lengths;
+  argv.reserve(args.size());
+  lengths.reserve(args.size());
+  for (std::string_view arg : args) {
+    argv.push_back(arg.data());
+    lengths.push_back(arg.size());
+  }
+  std::string_view name = *args.begin();
+
+  redisReply* raw = nullptr;
+  int saved_errno = 0;
+  {
+    SigpipeGuard guard;
+    errno = 0;
+    raw = static_cast<redisReply*>(
+        redisCommandArgv(m_context, static_cast<int>(argv.size()), argv.data(), lengths.data()));
+    saved_errno = errno;
+  }
+  if (raw == nullptr) {
+    // A reused connection that turns out closed or reset was most likely
+    // closed by the server while idle (restart, idle timeout): worth one
+    // retry on a new connection. A timeout is not.
+    const int err = m_context->err;
+    *retryable = m_replies_on_connection > 0 &&
+                 (err == REDIS_ERR_EOF ||
+                  (err == REDIS_ERR_IO && (saved_errno == ECONNRESET || saved_errno == EPIPE)));
+    return unexpected(connection_failure(name, saved_errno));
+  }
+  ++m_replies_on_connection;
+  Reply reply(raw);
+  if (reply->type == REDIS_REPLY_ERROR) {
+    return unexpected(error_reply(name, reply_text(*reply)));
+  }
+  return reply;
+}
+
+Failure RedisStorage::error_reply(std::string_view command, std::string_view message) {
+  const std::string server = "Redis at " + m_where;
+  const std::string said = "\"" + std::string(message) + "\"";
+  const RedisEndpoint& endpoint = *m_endpoint;
+  if (command == "AUTH" || message.starts_with("WRONGPASS") ||
+      contains(message, "invalid password") || contains(message, "invalid username-password")) {
+    m_last_error = server + " rejected the password (" + said +
+                   "; check the user and password in KILN_REDIS_ENDPOINT)";
+    return Failure::access_denied;
+  }
+  if (message.starts_with("NOAUTH")) {
+    m_last_error = endpoint.password.empty()
+                       ? server + " requires a password (" + said +
+                             "; give it in KILN_REDIS_ENDPOINT as redis://:password@host:port)"
+                       : server + " rejected the password (" + said +
+                             "; check the password in KILN_REDIS_ENDPOINT)";
+    return Failure::access_denied;
+  }
+  if (message.starts_with("NOPERM")) {
+    m_last_error = server + " denied " + std::string(command) + " (" + said +
+                   "; check the ACL of the user in KILN_REDIS_ENDPOINT)";
+    return Failure::access_denied;
+  }
+  if (command == "SELECT") {
+    m_last_error = server + " rejected SELECT " + std::to_string(endpoint.db) + " (" + said +
+                   "; check the database number in KILN_REDIS_ENDPOINT)";
+    return Failure::error;
+  }
+  m_last_error = server + " answered " + std::string(command) + " with an error: " + said;
+  return Failure::error;
+}
+
+Failure RedisStorage::connection_failure(std::string_view doing, int saved_errno) {
+  const int err = m_context->err;
+  const std::string reason = m_context->errstr;
+  disconnect();
+  if (is_timeout(err, reason, saved_errno)) {
+    m_last_error = "Redis at " + m_where + " did not answer " + std::string(doing) + " within " +
+                   std::to_string(m_settings.common.request_timeout_ms) +
+                   " ms (timed out; check that the server is up and not overloaded)";
+    return Failure::timeout;
+  }
+  if (err == REDIS_ERR_PROTOCOL) {
+    m_last_error = "Redis at " + m_where + " sent a malformed reply to " + std::string(doing) +
+                   " (" + reason + "; is KILN_REDIS_ENDPOINT a Redis server?)";
+    return Failure::error;
+  }
+  m_last_error = "lost the connection to Redis at " + m_where + " during " + std::string(doing) +
+                 " (" + reason + ")";
+  return Failure::error;
+}
+
+Failure RedisStorage::unexpected_reply(std::string_view command, const redisReply& reply) {
+  m_last_error = "Redis at " + m_where + " answered " + std::string(command) +
+                 " with an unexpected " + std::string(type_name(reply.type)) +
+                 " reply (is KILN_REDIS_ENDPOINT a Redis server?)";
+  // The two ends may no longer agree on where a reply starts.
+  disconnect();
+  return Failure::error;
+}
+
+Failure RedisStorage::refuse_write(std::string_view command) {
+  m_last_error = "the Redis storage at " + m_where + " is read-only (read_only = true): no " +
+                 std::string(command) + " sent";
+  return Failure::error;
+}
+
+expected<std::string, Failure> RedisStorage::get(const Key& key) {
+  const std::string redis_key = this->redis_key(key);
+  const bool refresh = m_settings.expiration_s > 0 && !m_settings.common.read_only;
+  const std::string ttl = std::to_string(m_settings.expiration_s);
+  const char* name = "GET";
+  expected<Reply, Failure> reply = unexpected(Failure::error);
+  if (refresh && m_have_getex) {
+    name = "GETEX";
+    std::string previous_error = m_last_error;
+    reply = command({"GETEX", redis_key, "EX", ttl});
+    if (!reply && contains(m_last_error, "unknown command")) {
+      m_have_getex = false;  // Redis < 6.2 (or GETEX renamed away): GET + EXPIRE
+      m_last_error = std::move(previous_error);
+    }
+  }
+  if (!refresh || !m_have_getex) {
+    name = "GET";
+    reply = command({"GET", redis_key});
+  }
+  if (!reply) {
+    return unexpected(reply.error());
+  }
+  if ((*reply)->type == REDIS_REPLY_NIL) {
+    return unexpected(Failure::not_found);
+  }
+  if ((*reply)->type != REDIS_REPLY_STRING) {
+    return unexpected(unexpected_reply(name, **reply));
+  }
+  std::string value(reply_text(**reply));
+  if (refresh && !m_have_getex) {
+    // Best effort: the value is good whether or not its TTL was refreshed.
+    (void)command({"EXPIRE", redis_key, ttl});
+  }
+  return value;
+}
+
+expected<void, Failure> RedisStorage::put(const Key& key, std::string_view value) {
+  if (m_settings.common.read_only) {
+    return unexpected(refuse_write("SET"));
+  }
+  const std::string redis_key = this->redis_key(key);
+  auto reply =
+      m_settings.expiration_s > 0
+          ? command({"SET", redis_key, value, "EX", std::to_string(m_settings.expiration_s)})
+          : command({"SET", redis_key, value});
+  if (!reply) {
+    return unexpected(reply.error());
+  }
+  if ((*reply)->type != REDIS_REPLY_STATUS) {
+    return unexpected(unexpected_reply("SET", **reply));
+  }
+  return {};
+}
+
+expected<void, Failure> RedisStorage::remove(const Key& key) {
+  if (m_settings.common.read_only) {
+    return unexpected(refuse_write("DEL"));
+  }
+  auto reply = command({"DEL", redis_key(key)});
+  if (!reply) {
+    return unexpected(reply.error());
+  }
+  if ((*reply)->type != REDIS_REPLY_INTEGER) {
+    return unexpected(unexpected_reply("DEL", **reply));
+  }
+  if ((*reply)->integer == 0) {
+    return unexpected(Failure::not_found);
+  }
+  return {};
+}
+
+expected<bool, Failure> RedisStorage::exists(const Key& key) {
+  auto reply = command({"EXISTS", redis_key(key)});
+  if (!reply) {
+    return unexpected(reply.error());
+  }
+  if ((*reply)->type != REDIS_REPLY_INTEGER) {
+    return unexpected(unexpected_reply("EXISTS", **reply));
+  }
+  return (*reply)->integer > 0;
+}
+
+}  // namespace kiln::storage

@@ -1,0 +1,127 @@
+#pragma once
+
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "kiln/storage/remote/settings.hpp"
+#include "kiln/storage/storage.hpp"
+#include "kiln/util/expected.hpp"
+
+// hiredis types, kept out of this header (see redis_storage.cpp).
+struct redisContext;
+struct redisReply;
+
+namespace kiln::storage {
+
+// Where a Redis server is and how to log in, parsed from RedisSettings::url.
+struct RedisEndpoint {
+  std::string host;  // TCP host, IPv6 without brackets; empty with socket_path
+  int port = 6379;
+  std::string socket_path;  // Unix domain socket; empty for TCP
+  std::string user;         // empty: AUTH <password> (the default user)
+  std::string password;     // empty: no AUTH
+  int db = 0;               // SELECTed after connecting when not 0
+
+  // "host:port" (IPv6 in brackets) or "unix:<path>", for messages. Never
+  // includes the password.
+  std::string display() const;
+};
+
+// Parses
+//   redis://[[user]:password@]host[:port][/db][?query]
+//   unix://[[user]:password@]/path/to.sock[?query]
+// where user and password are percent-decoded (the user info ends at the
+// last '@', so a password may also hold '@', ':' and '/' unescaped; a user
+// without a password is ignored, as by redis-rs), an IPv6 host is written in
+// brackets, the port defaults to 6379, db to 0, and query is &-separated
+// db=N, user=U, password=P (also pass=P, as the redis-rs crate spells it).
+// "redis+unix://" is accepted for "unix://". Returns a sentence for the user
+// on a malformed URL or an unsupported scheme (rediss://: no TLS support).
+expected<RedisEndpoint, std::string> parse_redis_url(std::string_view url);
+
+// The Redis level of the cache, over one blocking hiredis connection.
+//
+// Layout: every entry is one plain string key
+//     <key_prefix><Key::name()>      e.g. "kiln:" + 64 hex digits + 'R' or 'M'
+// holding the encoded entry bytes as is. Nothing is inserted between the
+// prefix and the name, so key_prefix carries its own separator (as with
+// sccache, whose Redis keys are plain names too). With expiration_s > 0 every
+// put sets the key's TTL and every get of a present key refreshes it (GETEX,
+// or GET + EXPIRE on servers older than 6.2), so keys in use do not expire;
+// with read_only nothing is written or refreshed.
+//
+// The connection is opened on first use (connect_timeout_ms for the TCP
+// connect; AUTH, then SELECT when db != 0) and reused. request_timeout_ms
+// bounds each socket read or write (SO_RCVTIMEO/SO_SNDTIMEO), so a stalled
+// server fails a request after about that long; a value transfer that keeps
+// making progress is not cut off. After an I/O error or timeout the
+// connection is dropped and the next call reconnects; a request on a reused
+// connection that fails with a closed or reset connection (server restarted,
+// idle connection closed) is retried once on a new one. Timeout values <= 0
+// mean no timeout.
+//
+// Failures: not_found for a missing key (get, remove); timeout for a
+// connect or request timeout; access_denied when the server refuses the
+// credentials (NOAUTH, WRONGPASS, invalid password) or a command (NOPERM);
+// error for everything else (connection refused, unknown host, malformed
+// URL, error replies, replies of an unexpected type, writes with read_only).
+// last_error() then says what happened in a sentence; it never contains the
+// password.
+//
+// SIGPIPE is blocked in the calling thread while a request is on the wire
+// (a write to a connection the server closed must fail, not kill kiln).
+//
+// Thread-compatible, not thread-safe (like every Storage).
+class RedisStorage : public Storage {
+ public:
+  explicit RedisStorage(RedisSettings settings);
+  ~RedisStorage() override;
+  RedisStorage(const RedisStorage&) = delete;
+  RedisStorage& operator=(const RedisStorage&) = delete;
+
+  std::string_view name() const override { return "redis"; }
+  expected<std::string, Failure> get(const Key& key) override;
+  expected<void, Failure> put(const Key& key, std::string_view value) override;
+  expected<void, Failure> remove(const Key& key) override;
+  expected<bool, Failure> exists(const Key& key) override;
+  std::string last_error() const override { return m_last_error; }
+
+  // The Redis key an entry is stored under: key_prefix + key.name().
+  std::string redis_key(const Key& key) const;
+
+ private:
+  struct ReplyDeleter {
+    void operator()(redisReply* reply) const;
+  };
+  using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+
+  // Connects, logs in and selects the database unless already connected.
+  expected<void, Failure> connect();
+  // Sends one command and reads its reply, connecting first if needed. An
+  // error reply is returned as a failure (see error_reply); any other reply
+  // is the caller's to check.
+  expected<Reply, Failure> command(std::initializer_list<std::string_view> args);
+  // One attempt of command() on the current connection.
+  expected<Reply, Failure> command_once(std::initializer_list<std::string_view> args,
+                                        bool* retryable);
+  // Maps an error reply ("-WRONGPASS ...") to a Failure and sets m_last_error.
+  Failure error_reply(std::string_view command, std::string_view message);
+  // Maps an I/O or protocol error of the connection to a Failure, sets
+  // m_last_error and drops the connection.
+  Failure connection_failure(std::string_view doing, int saved_errno);
+  Failure unexpected_reply(std::string_view command, const redisReply& reply);
+  Failure refuse_write(std::string_view command);
+  void disconnect();
+
+  RedisSettings m_settings;
+  expected<RedisEndpoint, std::string> m_endpoint;
+  std::string m_where;  // m_endpoint->display(), or the URL's scheme when malformed
+  redisContext* m_context = nullptr;
+  int m_replies_on_connection = 0;
+  bool m_have_getex = true;  // cleared when the server does not know GETEX
+  std::string m_last_error;
+};
+
+}  // namespace kiln::storage

@@ -1,0 +1,255 @@
+#include "kiln/storage/remote/s3_storage.hpp"
+
+#include <utility>
+
+#include "kiln/util/string.hpp"
+
+namespace kiln::storage {
+
+namespace {
+
+std::string trim_slashes(std::string_view s) {
+  while (!s.empty() && s.front() == '/') {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && s.back() == '/') {
+    s.remove_suffix(1);
+  }
+  return std::string(s);
+}
+
+// Percent-encodes each segment of a slash-separated path (S3 object keys are
+// encoded once in the URL and in the SigV4 canonical request).
+std::string encode_path(std::string_view path) {
+  std::string out;
+  for (const auto& segment : util::split(path, '/')) {
+    if (!out.empty()) {
+      out += '/';
+    }
+    out += HttpClient::url_encode(segment);
+  }
+  return out;
+}
+
+std::string_view permission_for(std::string_view method) {
+  if (method == "PUT") {
+    return "s3:PutObject";
+  }
+  if (method == "DELETE") {
+    return "s3:DeleteObject";
+  }
+  return "s3:GetObject";
+}
+
+}  // namespace
+
+S3Storage::S3Storage(S3Settings settings, EnvLookup env)
+    : m_settings(std::move(settings)),
+      m_credentials(m_settings, std::move(env)),
+      m_client(HttpTimeouts{m_settings.common.connect_timeout_ms,
+                            m_settings.common.request_timeout_ms}) {
+  std::string_view endpoint = m_settings.endpoint;
+  m_scheme = m_settings.use_ssl ? "https" : "http";
+  for (std::string_view scheme : {"http", "https"}) {
+    std::string prefix = std::string(scheme) + "://";
+    if (endpoint.starts_with(prefix)) {
+      m_scheme = std::string(scheme);
+      endpoint.remove_prefix(prefix.size());
+    }
+  }
+  m_endpoint = trim_slashes(endpoint);
+  if (m_endpoint.empty()) {
+    m_endpoint = "s3." + m_settings.region + ".amazonaws.com";
+  }
+  m_prefix = trim_slashes(m_settings.key_prefix);
+}
+
+std::string S3Storage::object_key(const Key& key) const {
+  return m_prefix.empty() ? key.relative_path() : m_prefix + "/" + key.relative_path();
+}
+
+std::string S3Storage::object_url(const Key& key) const {
+  std::string path = encode_path(object_key(key));
+  if (m_settings.path_style) {
+    return m_scheme + "://" + m_endpoint + "/" + HttpClient::url_encode(m_settings.bucket) + "/" +
+           path;
+  }
+  return m_scheme + "://" + m_settings.bucket + "." + m_endpoint + "/" + path;
+}
+
+Failure S3Storage::fail(Failure failure, std::string message) {
+  m_last_error = std::move(message);
+  return failure;
+}
+
+expected<HttpResponse, Failure> S3Storage::send(std::string_view method, const Key& key,
+                                                std::string_view body) {
+  auto creds = m_credentials.get();
+  if (!creds) {
+    return unexpected(fail(creds.error().failure, creds.error().message));
+  }
+  m_used = *creds;
+  std::string where = "s3://" + m_settings.bucket + "/" + object_key(key);
+  if (m_used.anonymous() && (method == "PUT" || method == "DELETE")) {
+    return unexpected(
+        fail(Failure::access_denied, "S3: cannot " + std::string(method) + " " + where +
+                                         " without credentials (" + m_used.source +
+                                         "); provide credentials or make the S3 level read-only"));
+  }
+
+  HttpRequest request;
+  request.method = std::string(method);
+  request.url = object_url(key);
+  request.body = body;
+  const std::string& sse = m_settings.server_side_encryption;
+  if (method == "PUT" && !sse.empty()) {
+    request.headers.push_back("x-amz-server-side-encryption: " + sse);
+    if (sse == "aws:kms" && !m_settings.sse_kms_key_id.empty()) {
+      request.headers.push_back("x-amz-server-side-encryption-aws-kms-key-id: " +
+                                m_settings.sse_kms_key_id);
+    }
+  }
+  AwsSigning signing;
+  if (!m_used.anonymous()) {
+    signing.region = m_settings.region;
+    signing.access_key_id = m_used.access_key_id;
+    signing.secret_access_key = m_used.secret_access_key;
+    signing.session_token = m_used.session_token;
+    request.aws = &signing;
+  }
+
+  auto response = m_client.perform(request);
+  if (response) {
+    return std::move(*response);
+  }
+  const HttpError& e = response.error();
+  std::string endpoint = m_scheme + "://" + m_endpoint;
+  switch (e.kind) {
+    case TransportError::timeout:
+      return unexpected(fail(Failure::timeout, "S3: " + std::string(method) + " " + where + " at " +
+                                                   endpoint + " timed out (" + e.message + ")"));
+    case TransportError::cannot_connect:
+      return unexpected(fail(Failure::error, "cannot connect to S3 endpoint " + endpoint + " (" +
+                                                 e.message +
+                                                 ") (check KILN_S3_ENDPOINT / KILN_S3_USE_SSL)"));
+    case TransportError::other:
+      break;
+  }
+  return unexpected(fail(Failure::error, "S3: " + std::string(method) + " " + where + " at " +
+                                             endpoint + " failed: " + e.message));
+}
+
+Failure S3Storage::status_failure(std::string_view method, const Key& key,
+                                  const HttpResponse& response) {
+  std::string code = aws_xml_value(response.body, "Code").value_or("");
+  std::string message = aws_xml_value(response.body, "Message").value_or("");
+  std::string endpoint = m_scheme + "://" + m_endpoint;
+  std::string what = "S3: " + std::string(method) + " s3://" + m_settings.bucket + "/" +
+                     object_key(key) + " at " + endpoint + " returned HTTP " +
+                     std::to_string(response.status) + (code.empty() ? "" : " " + code) +
+                     (message.empty() ? "" : " (" + message + ")");
+
+  if (code == "NoSuchBucket") {
+    return fail(Failure::error, "S3 bucket '" + m_settings.bucket + "' does not exist at " +
+                                    endpoint + " (check KILN_S3_BUCKET / KILN_S3_ENDPOINT)");
+  }
+  auto region = response.header("x-amz-bucket-region");
+  if (!region) {
+    region = aws_xml_value(response.body, "Region");
+  }
+  if (code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" ||
+      ((response.status == 301 || response.status == 307) && region)) {
+    return fail(Failure::error, what + "; the bucket '" + m_settings.bucket + "' is in region " +
+                                    region.value_or("(unknown)") + ", not " + m_settings.region +
+                                    " (check KILN_S3_REGION)");
+  }
+  if (response.status == 401 || response.status == 403) {
+    std::string fix;
+    if (m_used.anonymous()) {
+      fix =
+          "the bucket does not allow anonymous access; provide credentials "
+          "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a web identity or a shared "
+          "credentials file) and do not set no_credentials";
+    } else if (code == "InvalidAccessKeyId") {
+      fix = "S3 does not know the access key ID " + m_used.access_key_id +
+            "; the keys are wrong or belong to another account or endpoint";
+    } else if (code == "SignatureDoesNotMatch") {
+      fix = "the secret access key does not match the access key ID " + m_used.access_key_id +
+            "; check the secret";
+    } else if (code == "ExpiredToken" || code == "TokenRefreshRequired" || code == "InvalidToken") {
+      fix = "the session token has expired or is invalid; refresh the credentials";
+    } else {
+      fix = "the identity may lack " + std::string(permission_for(method)) +
+            " permission on bucket '" + m_settings.bucket +
+            "' (IAM or bucket policy), or the keys or session token are wrong or expired";
+    }
+    return fail(Failure::access_denied,
+                what + " with credentials from " + m_used.source + ": " + fix);
+  }
+  return fail(Failure::error, what);
+}
+
+expected<std::string, Failure> S3Storage::get(const Key& key) {
+  auto response = send("GET", key);
+  if (!response) {
+    return unexpected(response.error());
+  }
+  if (response->status == 200) {
+    return std::move(response->body);
+  }
+  if (response->status == 404 &&
+      aws_xml_value(response->body, "Code").value_or("NoSuchKey") == "NoSuchKey") {
+    return unexpected(Failure::not_found);
+  }
+  return unexpected(status_failure("GET", key, *response));
+}
+
+expected<void, Failure> S3Storage::put(const Key& key, std::string_view value) {
+  if (m_settings.common.read_only) {
+    return unexpected(fail(Failure::error, "S3: bucket '" + m_settings.bucket +
+                                               "' is configured read-only; PUT not sent"));
+  }
+  auto response = send("PUT", key, value);
+  if (!response) {
+    return unexpected(response.error());
+  }
+  if (response->status >= 200 && response->status < 300) {
+    return {};
+  }
+  return unexpected(status_failure("PUT", key, *response));
+}
+
+expected<void, Failure> S3Storage::remove(const Key& key) {
+  if (m_settings.common.read_only) {
+    return unexpected(fail(Failure::error, "S3: bucket '" + m_settings.bucket +
+                                               "' is configured read-only; DELETE not sent"));
+  }
+  auto response = send("DELETE", key);
+  if (!response) {
+    return unexpected(response.error());
+  }
+  if (response->status >= 200 && response->status < 300) {
+    return {};
+  }
+  if (response->status == 404 &&
+      aws_xml_value(response->body, "Code").value_or("NoSuchKey") == "NoSuchKey") {
+    return unexpected(Failure::not_found);
+  }
+  return unexpected(status_failure("DELETE", key, *response));
+}
+
+expected<bool, Failure> S3Storage::exists(const Key& key) {
+  auto response = send("HEAD", key);
+  if (!response) {
+    return unexpected(response.error());
+  }
+  if (response->status == 200) {
+    return true;
+  }
+  if (response->status == 404) {
+    return false;  // HEAD responses have no body: a missing bucket looks the same
+  }
+  return unexpected(status_failure("HEAD", key, *response));
+}
+
+}  // namespace kiln::storage
