@@ -114,7 +114,8 @@ class HttpClient {
 // x-amz-security-token (with a session token) and Authorization. Every
 // header of `headers` ("Name: value", empty values skipped) is signed as
 // well and must be sent unchanged. `payload_hash` is the lowercase hex
-// SHA-256 of the body, or "UNSIGNED-PAYLOAD".
+// SHA-256 of the body, or "UNSIGNED-PAYLOAD". The path is signed as it is
+// in the URL (S3's rule: encoded once), the query with its parameters sorted.
 std::vector<std::string> sign_aws_v4(const AwsSigning& aws, std::string_view method,
                                      std::string_view url, const std::vector<std::string>& headers,
                                      std::string_view payload_hash, int64_t unix_time);
