@@ -73,6 +73,10 @@ constexpr Row k_uncacheable_rows[] = {
     {"Compilation failed", "compile_failed"},
     {"Preprocessing failed", "preprocessor_failed"},
     {"__TIME__ used", "time_macro"},
+};
+
+// Misses whose result was not stored (already counted as misses).
+constexpr Row k_not_stored_rows[] = {
     {"Modified during compile", "modified_during_compile"},
     {"Output missing", "missing_output"},
 };
@@ -163,6 +167,11 @@ int show_stats(const cache::Config& config, bool json) {
   print_row("Direct", direct, percent(direct, hits), 4);
   print_row("Preprocessed", cpp, percent(cpp, hits), 4);
   print_row("Misses", miss, percent(miss, cacheable), 2);
+  for (const auto& r : k_not_stored_rows) {
+    if (int64_t v = get(c, r.counter)) {
+      print_row((std::string("Not stored: ") + r.label).c_str(), v, percent(v, miss), 4);
+    }
+  }
   print_row("Uncacheable calls", uncacheable, percent(uncacheable, cacheable + uncacheable), 0);
   for (const auto& r : k_uncacheable_rows) {
     if (int64_t v = get(c, r.counter)) {

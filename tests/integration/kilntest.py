@@ -13,7 +13,7 @@ parallel.
 kiln refuses to cache a compilation whose inputs changed within 50 ms of its
 start (it looks at mtime *and* ctime), and does not trust a header's stat for
 later look-ups if it changed within ~2 s. Tests therefore give the files they
-write an old mtime (write(..., age=100)) and run() waits until at least
+write an old mtime (write(..., age=100)) and run_cmd() waits until at least
 k_settle_s has passed since the last write: ctime cannot be set back.
 """
 
@@ -254,10 +254,21 @@ class KilnTestCase(unittest.TestCase):
                 out.append(p)
         return sorted(out)
 
+    def cache_files(self, cache: Path | None = None) -> list[Path]:
+        """Every file of every entry (an entry's file and files stored beside
+        it, such as <name>.o), without temporary files."""
+        root = cache or self.cache
+        if not root.is_dir():
+            return []
+        hexdigits = set("0123456789abcdef")
+        return sorted(p for p in root.glob("[0-9a-f][0-9a-f]/[0-9a-f][0-9a-f]/*")
+                      if len(p.name) >= 65 and set(p.name[:64]) <= hexdigits
+                      and p.name[64] in "RM" and ".tmp." not in p.name[65:])
+
     def disk_usage(self, cache: Path | None = None) -> tuple[int, int]:
         """(bytes on disk, files) of the cache's entries, as kiln counts them."""
         size = files = 0
-        for p in self.entry_files(cache=cache):
+        for p in self.cache_files(cache=cache):
             try:
                 st = p.lstat()
             except FileNotFoundError:

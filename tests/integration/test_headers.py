@@ -204,10 +204,47 @@ exec '{real}' "$@"
         self.check_modified_during(
             "-E", ["-c", "src/a.cpp", "-Iinc", "-DFACTOR=2", "-o", "a.o"], {})
 
-    def test_header_modified_while_preprocessing_preprocessor_mode(self):
-        self.check_modified_during(
-            "-E", ["-c", "src/a.cpp", "-Iinc", "-DFACTOR=2", "-o", "a.o"],
-            {"KILN_DIRECT": "false"})
+    def test_removed_header_falls_back_to_later_include_dir(self):
+        self.write("a/x.h", header(1))
+        self.write("b/x.h", header(2))
+        args = ["-c", "src/a.cpp", "-Ia", "-Ib", "-DFACTOR=1", "-o", "a.o"]
+        self.assertEqual(self.compile_counting(args), {"miss": 1})
+        (self.dir / "a" / "x.h").unlink()
+        self.touched()
+        counts = self.compile_counting(args)
+        self.assertNotIn("direct_hit", counts, "wrong direct hit: a/x.h is gone")
+        self.expect_object(args)
+
+    def test_forced_include_change_is_a_miss(self):
+        self.write("inc/x.h", header(1))
+        self.write("forced.h", "#define FACTOR 4\n")
+        args = ["-c", "src/a.cpp", "-Iinc", "-include", "forced.h", "-o", "a.o"]
+        self.assertEqual(self.compile_counting(args), {"miss": 1})
+        self.assertEqual(self.compile_counting(args), {"direct_hit": 1})
+        self.write("forced.h", "#define FACTOR 5\n")
+        self.assertEqual(self.compile_counting(args), {"miss": 1})
+        self.expect_object(args)
+
+    def test_isystem_header_change_is_a_miss(self):
+        self.write("sys/x.h", header(1))
+        args = ["-c", "src/a.cpp", "-isystem", "sys", "-DFACTOR=1", "-o", "a.o"]
+        self.assertEqual(self.compile_counting(args), {"miss": 1})
+        self.assertEqual(self.compile_counting(args), {"direct_hit": 1})
+        self.write("sys/x.h", header(6))
+        self.assertEqual(self.compile_counting(args), {"miss": 1})
+        self.expect_object(args)
+
+    def test_cpath_change_is_a_miss(self):
+        self.write("one/x.h", header(1))
+        self.write("two/x.h", header(2))
+        args = ["-c", "src/a.cpp", "-DFACTOR=1", "-o", "a.o"]
+        self.env["CPATH"] = str(self.dir / "one")
+        self.assertEqual(self.compile_counting(args), {"miss": 1})
+        self.assertEqual(self.compile_counting(args), {"direct_hit": 1})
+        self.env["CPATH"] = str(self.dir / "two")
+        counts = self.compile_counting(args)
+        self.assertNotIn("direct_hit", counts)
+        self.expect_object(args)
 
     def test_date_macro_source_is_cached(self):
         self.write("src/d.cpp", 'const char* d() { return __DATE__; }\n')

@@ -105,8 +105,9 @@ class Modes:
         self.assertStatsDelta(s, {"direct_hit": 1})
         self.assertEqual(calls, [])
 
-    def test_depend_mode_off_runs_preprocessor(self):
-        self.env["KILN_DEPEND"] = "false"
+    def test_mmd_uses_preprocessor_mode(self):
+        # An -MMD depfile leaves out system headers, which the key must cover:
+        # no depend mode, the miss runs the preprocessor.
         args = ["-c", "src/a.cpp", "-Iinc", "-MMD", "-o", "a.o"]
         _, calls = self.calls_during(*args)
         self.assertEqual(len(preprocessor_runs(calls)), 1, calls)
@@ -114,6 +115,30 @@ class Modes:
         _, calls = self.calls_during(*args)
         self.assertStatsDelta(before, {"direct_hit": 1})
         self.assertEqual(calls, [])
+
+    def test_depend_mode_off_runs_preprocessor(self):
+        self.env["KILN_DEPEND"] = "false"
+        args = ["-c", "src/a.cpp", "-Iinc", "-MD", "-o", "a.o"]
+        _, calls = self.calls_during(*args)
+        self.assertEqual(len(preprocessor_runs(calls)), 1, calls)
+        before = self.stats()
+        _, calls = self.calls_during(*args)
+        self.assertStatsDelta(before, {"direct_hit": 1})
+        self.assertEqual(calls, [])
+
+    def test_compiler_replaced_at_same_path_is_a_miss(self):
+        args = ["-c", "src/a.cpp", "-Iinc", "-o", "a.o"]
+        self.ok(self.compile(self.spy, *args))
+        # The "compiler" now optimizes: same path, other program.
+        text = self.spy.read_text().replace('"$@"', '-O2 "$@"')
+        self.spy.write_text(text)
+        kilntest.age_file(self.spy)
+        self.touched()
+        before = self.stats()
+        self.ok(self.compile(self.spy, *args))
+        self.assertStatsDelta(before, {"miss": 1})
+        self.ok(self.plain(self.cxx, "-O2", *args[:-1], "plain.o"))
+        self.assertEqual(read_bytes(self.dir / "a.o"), read_bytes(self.dir / "plain.o"))
 
     def test_log_file_records_events(self):
         log = self.dir / "kiln.log"
