@@ -113,6 +113,7 @@ class Compilation {
   std::unique_ptr<storage::LocalStorage> m_local;
   std::unique_ptr<storage::StorageChain> m_chain;
   std::optional<Manifest> m_manifest;  // as loaded by the direct-mode look-up
+  bool m_manifest_looked_up = false;   // m_manifest empty: none is stored
   std::optional<util::Digest> m_manifest_key;
   bool m_source_has_date = false;
   bool m_time_macros_ok = false;  // SOURCE_DATE_EPOCH set

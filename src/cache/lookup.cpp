@@ -68,6 +68,7 @@ std::optional<std::pair<Result, util::Digest>> Compilation::from_cache_direct() 
   // Kept in m_manifest: on a miss, update_manifest adds to it without a
   // second (possibly remote) read.
   m_manifest = load_manifest();
+  m_manifest_looked_up = true;
   if (!m_manifest) {
     return std::nullopt;
   }

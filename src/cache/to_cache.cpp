@@ -256,7 +256,10 @@ void Compilation::update_manifest(const util::Digest& result_key, const Includes
     return;
   }
   storage::Key key{*m_manifest_key, storage::EntryKind::manifest};
-  Manifest manifest = m_manifest ? std::move(*m_manifest) : load_manifest().value_or(Manifest{});
+  // The direct-mode look-up already read it (or found none): no second read.
+  Manifest manifest = m_manifest            ? std::move(*m_manifest)
+                      : m_manifest_looked_up ? Manifest{}
+                                             : load_manifest().value_or(Manifest{});
   m_manifest.reset();
   bool dated = (includes.has_date || m_source_has_date) && !m_time_macros_ok;
   manifest.add(includes.files, includes.dirs, result_key, dated ? today() : 0);

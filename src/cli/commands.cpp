@@ -298,9 +298,16 @@ int usage_error(const std::string& message) {
 
 void warn_once(const std::string& message) {
   const char* tmp = std::getenv("TMPDIR");
+  std::string shape;  // the message with every run of digits as '#'
+  for (char ch : message) {
+    bool digit = ch >= '0' && ch <= '9';
+    if (!digit || shape.empty() || shape.back() != '#') {
+      shape += digit ? '#' : ch;
+    }
+  }
   std::string marker = std::string(tmp && *tmp ? tmp : "/tmp") + "/kiln-warned-" +
                        std::to_string(::getuid()) + "-" +
-                       util::Hasher().update(message).finish().to_hex().substr(0, 16);
+                       util::Hasher().update(shape).finish().to_hex().substr(0, 16);
   util::FileStat st = util::FileStat::of(marker);
   if (st.exists() && st.mtime_ns > now_ns() - int64_t{3600} * 1000000000) {
     return;

@@ -15,6 +15,7 @@ int run_command(const std::vector<std::string>& args, cache::Config& config,
 // Prints "kiln: warning: <message>" on stderr unless the same message was
 // printed in the last hour (a marker under $TMPDIR), so a build with a broken
 // cache directory warns once instead of on every compilation.
+// Messages that differ only in numbers (elapsed times, ports) count as the same.
 void warn_once(const std::string& message);
 
 // Starts a detached process that trims the local cache to its size limit, if

@@ -2,6 +2,23 @@
 
 namespace kiln::storage {
 
+namespace {
+
+// A level's message may name the entry it failed on ("PUT http://host/cache/
+// ab/cd/abcd...R returned HTTP 403"). Without the key, the same problem reads
+// the same on every compilation, so kiln warns about it once (warn_once)
+// rather than once per object of a build.
+void drop_key(std::string* problem, const Key& key) {
+  for (const std::string& named : {key.relative_path(), key.name()}) {
+    for (size_t at = problem->find(named); at != std::string::npos;
+         at = problem->find(named, at + 5)) {
+      problem->replace(at, named.size(), "<key>");
+    }
+  }
+}
+
+}  // namespace
+
 StorageChain::StorageChain(std::vector<LevelSpec> levels) {
   for (auto& spec : levels) {
     Level level;
@@ -67,6 +84,7 @@ std::optional<std::string> StorageChain::get(const Key& key, const Validator& va
         count(lv, "miss");
       } else {
         failed(lv, value.error(), "read");
+        drop_key(&m_problems.back(), key);
       }
       continue;
     }
@@ -89,6 +107,7 @@ std::optional<std::string> StorageChain::get(const Key& key, const Validator& va
         count(faster, "backfill");
       } else {
         failed(faster, r.error(), "write");
+        drop_key(&m_problems.back(), key);
       }
     }
     return std::move(*value);
@@ -113,6 +132,7 @@ int StorageChain::put(const Key& key, std::string_view value) {
       count(lv, "written_bytes", static_cast<int64_t>(value.size()));
     } else {
       failed(lv, r.error(), "write");
+      drop_key(&m_problems.back(), key);
     }
   }
   return written;

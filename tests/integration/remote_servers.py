@@ -376,6 +376,11 @@ http {{
       create_full_put_path on;
       limit_except GET HEAD {{ deny all; }}
     }}
+    location /team/ {{
+      if ($http_x_kiln_team != "blue") {{ return 403; }}
+      dav_methods PUT DELETE;
+      create_full_put_path on;
+    }}
     location /secret/ {{
       if ($http_authorization != "Bearer s3cr3t") {{ return 401; }}
       dav_methods PUT DELETE;
@@ -390,7 +395,8 @@ class NginxServer(ServerProcess):
     """nginx serving {dir}/root with WebDAV PUT and DELETE:
     /          read-write
     /readonly/ GET and HEAD only (PUT: 403)
-    /secret/   only with "Authorization: Bearer s3cr3t" (else 401)"""
+    /secret/   only with "Authorization: Bearer s3cr3t" (else 401)
+    /team/     only with the header "X-Kiln-Team: blue" (else 403)"""
 
     def __init__(self, workdir: Path) -> None:
         super().__init__("nginx", workdir)

@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 import kilntest
-from remote_servers import Machine, RemoteTestCase, skip_unless_servers
+from remote_servers import Machine, RedisClient, RemoteTestCase, skip_unless_servers
 
 HEADER = """\
 #pragma once
@@ -232,6 +232,50 @@ class S3Shared(SharedMixin, RemoteTestCase):
             self.assertEqual(self.moto.get(self.bucket, key), local[key], key)
 
 
+    def test_server_side_encryption(self):
+        """KILN_S3_SERVER_SIDE_ENCRYPTION=AES256: every object kiln writes
+        asks for SSE-S3."""
+        self.start_remote()
+        tree = self.checkout("src")
+        a = self.machine("a", storage="local,s3", KILN_S3_SERVER_SIDE_ENCRYPTION="AES256",
+                         **self.s3_env(self.endpoint, self.bucket))
+        self.ok(self.compile_on(a, tree, "g++"))
+        keys = sorted(self.moto.objects(self.bucket))
+        self.assertEqual(len(keys), 2)
+        s3 = self.moto.admin()
+        for key in keys:
+            head = s3.head_object(Bucket=self.bucket, Key=key)
+            self.assertEqual(head.get("ServerSideEncryption"), "AES256", key)
+
+    def test_public_cache_read_without_credentials(self):
+        """A cache that CI fills and everyone reads anonymously:
+        KILN_S3_NO_CREDENTIALS=true with READ_ONLY gets hits, writes nothing."""
+        self.start_remote()
+        tree_a, tree_b = self.checkout("checkout-a"), self.checkout("checkout-b")
+        ci = self.machine("ci", storage="local,s3", **self.s3_env(self.endpoint, self.bucket))
+        self.ok(self.compile_on(ci, tree_a, "g++"))
+        filled = self.moto.objects(self.bucket)
+        for key in filled:  # moto's objects are private unless made public
+            self.moto.admin().put_object_acl(Bucket=self.bucket, Key=key, ACL="public-read")
+        dev = self.machine("dev", storage="local,s3", KILN_S3_NO_CREDENTIALS="true",
+                           **self.s3_env(self.endpoint, self.bucket, keys=None, read_only=True))
+        r = self.ok(self.compile_on(dev, tree_b, "g++"))
+        self.assertEqual(self.warnings(r), [], r.describe())
+        self.assertEqual(self.counters(dev)["direct_hit"], 1)
+        self.assertEqual(self.levels(dev).get("s3_hit"), 2)
+        self.assertEqual(self.moto.objects(self.bucket), filled)
+        # Read-write without credentials: the write is refused before sending.
+        self.write("checkout-b/new.cpp", "int fresh() { return 7; }\n")
+        rw = self.machine("rw", storage="local,s3", KILN_S3_NO_CREDENTIALS="true",
+                          **self.s3_env(self.endpoint, self.bucket, keys=None))
+        r = self.ok(self.compile("g++", "-c", "new.cpp", cwd=tree_b, env=rw.env))
+        warnings = self.warnings(r)
+        self.assertEqual(len(warnings), 1, r.describe())
+        self.assertIn("without credentials", warnings[0])
+        self.assertEqual(self.levels(rw).get("s3_write_error"), 1)
+        self.assertEqual(self.moto.objects(self.bucket), filled)
+
+
 @skip_unless_servers("redis-server")
 class RedisShared(SharedMixin, RemoteTestCase):
     backend = "redis"
@@ -255,6 +299,42 @@ class RedisShared(SharedMixin, RemoteTestCase):
 
     def overwrite_remote(self, name: str, data: bytes) -> None:
         self.redis.set(self.prefix + name, data)
+
+
+    def test_expiration_sets_a_ttl(self):
+        """KILN_REDIS_EXPIRATION=3600: stored keys expire, and a hit
+        refreshes the TTL."""
+        self.start_remote()
+        tree_a, tree_b = self.checkout("checkout-a"), self.checkout("checkout-b")
+        a = self.remote_machine("a")
+        a.env["KILN_REDIS_EXPIRATION"] = "3600"
+        self.ok(self.compile_on(a, tree_a, "g++"))
+        keys = self.redis.keys()
+        self.assertEqual(len(keys), 2)
+        for key in keys:
+            ttl = self.redis.command("TTL", key)
+            self.assertTrue(3000 < ttl <= 3600, (key, ttl))
+            self.redis.command("EXPIRE", key, 100)
+        b = self.remote_machine("b")
+        b.env["KILN_REDIS_EXPIRATION"] = "3600"
+        self.ok(self.compile_on(b, tree_b, "g++"))
+        self.assertEqual(self.levels(b).get("redis_hit"), 2)
+        for key in keys:
+            self.assertGreater(self.redis.command("TTL", key), 3000, key)
+
+    def test_database_number_in_the_url(self):
+        self.start_remote()
+        tree = self.checkout("src")
+        a = self.machine("a", storage="local,redis",
+                         **self.redis_env(self.redis.url() + "/3", prefix=self.prefix))
+        self.ok(self.compile_on(a, tree, "g++"))
+        self.assertEqual(self.redis.dbsize(), 0)
+        c = RedisClient(self.redis.port)
+        try:
+            c.command("SELECT", 3)
+            self.assertEqual(c.command("DBSIZE"), 2)
+        finally:
+            c.close()
 
 
 @skip_unless_servers("nginx")
@@ -285,6 +365,23 @@ class HttpShared(SharedMixin, RemoteTestCase):
 
     def overwrite_remote(self, name: str, data: bytes) -> None:
         (self.nginx.root / self.path / name[0:2] / name[2:4] / name).write_bytes(data)
+
+
+    def test_extra_headers_are_sent(self):
+        """KILN_HTTP_HEADERS="X-Kiln-Team: blue; X-Other: 1": the location
+        /team/ answers 403 without the header."""
+        self.start_remote()
+        tree = self.checkout("src")
+        a = self.machine("a", storage="local,http",
+                         KILN_HTTP_HEADERS="X-Kiln-Team: blue; X-Other: 1",
+                         **self.http_env(self.nginx.url("team")))
+        r = self.ok(self.compile_on(a, tree, "g++"))
+        self.assertEqual(self.warnings(r), [], r.describe())
+        self.assertEqual(len(self.nginx.files("team")), 2)
+        b = self.machine("b", storage="local,http", **self.http_env(self.nginx.url("team")))
+        r = self.ok(self.compile_on(b, tree, "g++", obj="b.o"))
+        self.assertIn("HTTP 403", r.err_text)
+        self.assertEqual(self.levels(b).get("http_read_error"), 1)
 
 
 @skip_unless_servers("moto_server", "redis-server")
