@@ -5,6 +5,7 @@
 
 #include "kiln/cache/depfile.hpp"
 #include "kiln/cache/storage_levels.hpp"
+#include "kiln/util/file.hpp"
 #include "kiln/util/path.hpp"
 
 namespace kiln::cache {
@@ -74,6 +75,15 @@ void Compilation::merge_storage_counters() {
   if (!m_chain) {
     return;
   }
+  if (m_cfg.remote_backoff_s > 0) {
+    for (const auto& level : m_chain->timed_out()) {
+      std::string marker = backoff_marker(level);
+      if (util::make_directories(std::string(util::dir_name(marker)))) {
+        (void)util::write_file(marker, "");
+        util::touch(marker);
+      }
+    }
+  }
   for (const auto& [name, value] : m_chain->counters()) {
     m_stats.add(name, value);
     if (name.ends_with("_read_error") || name.ends_with("_read_timeout")) {
@@ -84,9 +94,26 @@ void Compilation::merge_storage_counters() {
   }
 }
 
+std::string Compilation::backoff_marker(const std::string& level) const {
+  return m_cfg.cache_dir + "/remote-down/" + level;
+}
+
 void Compilation::open_storage() {
   m_local = std::make_unique<storage::LocalStorage>(m_cfg.cache_dir);
-  m_chain = std::make_unique<storage::StorageChain>(storage_levels(m_cfg, m_local.get()));
+  auto levels = storage_levels(m_cfg, m_local.get());
+  // A level that timed out recently, in any kiln process, is skipped for a
+  // while: a dead server must not cost every compilation of a build its
+  // timeout (docs/remote-storage.md).
+  if (m_cfg.remote_backoff_s > 0) {
+    const int64_t since = m_inv.start_ns - int64_t{m_cfg.remote_backoff_s} * 1000000000;
+    for (auto& level : levels) {
+      if (level.storage == nullptr &&
+          util::FileStat::of(backoff_marker(level.name)).mtime_ns > since) {
+        level.skip = true;
+      }
+    }
+  }
+  m_chain = std::make_unique<storage::StorageChain>(std::move(levels));
 }
 
 Outcome Compilation::run_pipeline() {

@@ -80,6 +80,7 @@ class Compilation {
 
   // lookup.cpp
   void open_storage();
+  std::string backoff_marker(const std::string& level) const;
   std::optional<std::string> get_entry(const storage::Key& key);
   bool put_entry(const storage::Key& key, std::string_view entry);
   void merge_storage_counters();

@@ -70,6 +70,7 @@ constexpr KeySpec k_keys[] = {
     {"storage", "KILN_STORAGE"},
     {"remote_connect_timeout", "KILN_REMOTE_CONNECT_TIMEOUT"},
     {"remote_request_timeout", "KILN_REMOTE_REQUEST_TIMEOUT"},
+    {"remote_backoff", "KILN_REMOTE_BACKOFF"},
     {"remote_plugin", "KILN_REMOTE_PLUGIN"},
     {"s3_bucket", "KILN_S3_BUCKET"},
     {"s3_endpoint", "KILN_S3_ENDPOINT"},
@@ -175,6 +176,12 @@ std::string apply(Config* c, std::string_view key, const std::string& value) {
     }
     (key == "remote_connect_timeout" ? c->remote_connect_timeout_ms
                                      : c->remote_request_timeout_ms) = static_cast<int>(*n);
+  } else if (key == "remote_backoff") {
+    auto n = util::parse_int(value);
+    if (!n || *n < 0 || *n > 86400) {
+      return "expected seconds from 0 to 86400, got \"" + value + "\"";
+    }
+    c->remote_backoff_s = static_cast<int>(*n);
   } else if (key == "s3_server_side_encryption") {
     // sccache's boolean form means SSE-S3.
     if (value == "true" || value == "1" || value == "AES256") {
@@ -317,6 +324,7 @@ std::vector<std::pair<std::string, std::string>> Config::items() const {
       {"storage", storage_order},
       {"remote_connect_timeout", std::to_string(remote_connect_timeout_ms)},
       {"remote_request_timeout", std::to_string(remote_request_timeout_ms)},
+      {"remote_backoff", std::to_string(remote_backoff_s)},
       {"remote_plugin", remote_plugin},
       {"s3_bucket", s3_bucket},
       {"s3_endpoint", s3_endpoint},
@@ -420,7 +428,8 @@ expected<void, ConfigError> set_config_value(const std::string& path, const std:
   if (is_bool_key && b) {
     table.insert_or_assign(key, *b);
   } else if (key == "compression_level" || key == "remote_connect_timeout" ||
-             key == "remote_request_timeout" || key == "redis_expiration") {
+             key == "remote_request_timeout" || key == "redis_expiration" ||
+             key == "remote_backoff") {
     table.insert_or_assign(key, *util::parse_int(value));
   } else {
     table.insert_or_assign(key, value);

@@ -37,6 +37,7 @@ struct Config {
   std::string storage_order;  // e.g. "local,redis,s3"; empty: local, then redis, s3, http
   int remote_connect_timeout_ms = 1000;
   int remote_request_timeout_ms = 5000;
+  int remote_backoff_s = 30;  // skip a level this long after it timed out; 0: never skip
   std::string remote_plugin;  // path of libkiln-remote.so; empty: next to kiln
 
   std::string s3_bucket;

@@ -26,6 +26,7 @@ StorageChain::StorageChain(std::vector<LevelSpec> levels) {
     level.read_only = spec.read_only;
     level.storage = spec.storage;
     level.open = std::move(spec.open);
+    level.skip = spec.skip;
     m_levels.push_back(std::move(level));
   }
 }
@@ -41,6 +42,11 @@ void StorageChain::count(const Level& level, std::string_view what, int64_t n) {
 
 Storage* StorageChain::level(size_t i) {
   Level& level = m_levels.at(i);
+  if (level.skip) {
+    level.skip = false;
+    level.disabled = true;
+    count(level, "skipped");
+  }
   if (level.disabled) {
     return nullptr;
   }
@@ -64,6 +70,9 @@ void StorageChain::failed(Level& level, Failure f, std::string_view op) {
   count(level, f == Failure::timeout ? (read ? "read_timeout" : "write_timeout")
                                      : (read ? "read_error" : "write_error"));
   level.disabled = true;  // skipped for the rest of this compilation
+  if (f == Failure::timeout) {
+    m_timed_out.push_back(level.name);
+  }
   std::string detail = level.storage ? level.storage->last_error() : std::string();
   if (detail.empty()) {
     detail = std::string(to_string(f)) + " on " + std::string(op);

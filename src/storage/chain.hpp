@@ -29,6 +29,7 @@ class StorageChain {
     bool read_only = false;
     Storage* storage = nullptr;  // an open level (not owned), or
     Opener open;                 // how to open it on first use
+    bool skip = false;           // not used at all (counted as <level>_skipped)
   };
 
   explicit StorageChain(std::vector<LevelSpec> levels);
@@ -47,6 +48,8 @@ class StorageChain {
   const util::Counters& counters() const { return m_counters; }
   // One sentence per level that failed, naming the backend and the likely fix.
   const std::vector<std::string>& problems() const { return m_problems; }
+  // Levels that timed out during this compilation.
+  const std::vector<std::string>& timed_out() const { return m_timed_out; }
 
   size_t size() const { return m_levels.size(); }
   const std::string& level_name(size_t i) const { return m_levels[i].name; }
@@ -62,6 +65,7 @@ class StorageChain {
     std::unique_ptr<Storage> owned;
     Opener open;
     bool disabled = false;
+    bool skip = false;
   };
 
   void count(const Level& level, std::string_view what, int64_t n = 1);
@@ -70,6 +74,7 @@ class StorageChain {
   std::vector<Level> m_levels;
   util::Counters m_counters;
   std::vector<std::string> m_problems;
+  std::vector<std::string> m_timed_out;
 };
 
 }  // namespace kiln::storage
