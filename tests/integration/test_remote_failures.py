@@ -20,6 +20,7 @@ a FAILED line.
 
 from __future__ import annotations
 
+import os
 import time
 
 import kilntest
@@ -292,6 +293,31 @@ class Timeouts(FailureCase):
                 r = self.kiln("--check-storage", env=m.env)
                 self.assertEqual(r.code, 1, r.describe())
                 self.assertRegex(r.text, rf"(?m)^{backend}\s+FAILED\s+write: timeout")
+
+    def test_timed_out_level_is_skipped_during_backoff(self):
+        """After a timeout, later compilations skip the level (any process,
+        same cache dir) for KILN_REMOTE_BACKOFF seconds; with 0 they retry."""
+        silent = self.silent_server()
+        m = self.machine("backoff", storage="local,redis", KILN_REMOTE_REQUEST_TIMEOUT="1500",
+                         **self.level_env("redis", silent.endpoint))
+        self.timed(m, "redis", "read_timeout", "timed out")
+        (self.dir / "src/other.cpp").write_text("int other() { return 2; }\n")
+        old = time.time() - 100
+        os.utime(self.dir / "src/other.cpp", (old, old))
+        time.sleep(0.2)
+        start = time.monotonic()
+        self.ok(self.compile("g++", "-c", "other.cpp", "-o", "other.o", cwd=self.dir / "src",
+                             env=m.env))
+        self.assertLess(time.monotonic() - start, 1.4, "the level was not skipped")
+        lv = self.levels(m)
+        self.assertEqual(lv.get("redis_read_timeout"), 1, lv)
+        self.assertEqual(lv.get("redis_skipped"), 1, lv)
+        self.assertEqual(silent.connections, 1)
+        # Backoff off: the next compilation tries (and times out) again.
+        env = dict(m.env, KILN_REMOTE_BACKOFF="0")
+        self.ok(self.compile("g++", "-c", "other.cpp", "-o", "other2.o", "-O1",
+                             cwd=self.dir / "src", env=env))
+        self.assertEqual(self.levels(m).get("redis_read_timeout"), 2)
 
     def test_stalled_write_timeout(self):
         for backend in self.BACKENDS:
