@@ -108,7 +108,7 @@ std::vector<storage::StorageChain::LevelSpec> storage_levels(const Config& c,
       order.emplace_back(util::trim(name));
     }
   }
-  const std::string plugin = c.remote_plugin;  // empty: found when first opened
+  const std::string plugin_dir = c.remote_plugin;  // empty: found when first opened
   std::vector<storage::StorageChain::LevelSpec> levels;
   for (const auto& name : order) {
     storage::StorageChain::LevelSpec spec;
@@ -144,9 +144,9 @@ std::vector<storage::StorageChain::LevelSpec> storage_levels(const Config& c,
       settings = storage::to_text(http_settings(c));
       spec.read_only = c.read_only || c.http_read_only;
     }
-    spec.open = [name, settings, plugin]() {
+    spec.open = [name, settings, plugin_dir]() {
       return storage::open_remote_storage(
-          name, settings, plugin.empty() ? storage::default_plugin_path() : plugin);
+          name, settings, plugin_dir.empty() ? storage::default_plugin_dir() : plugin_dir);
     };
     levels.push_back(std::move(spec));
   }

