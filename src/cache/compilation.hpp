@@ -81,13 +81,16 @@ class Compilation {
   // lookup.cpp
   void open_storage();
   std::string backoff_marker(const std::string& level) const;
-  std::optional<std::string> get_entry(const storage::Key& key);
+  // decode: the entry's payload (manifests); otherwise the checked entry
+  // itself (results, decoded by replay).
+  std::optional<std::string> get_entry(const storage::Key& key, bool decode);
   bool put_entry(const storage::Key& key, std::string_view entry);
   void merge_storage_counters();
   std::optional<Manifest> load_manifest();
-  std::optional<Result> load_result(const util::Digest& result_key);
-  // The result and its key.
-  std::optional<std::pair<Result, util::Digest>> from_cache_direct();
+  // The stored result entry, checked but not decoded.
+  std::optional<std::string> load_result(const util::Digest& result_key);
+  // The result entry and its key.
+  std::optional<std::pair<std::string, util::Digest>> from_cache_direct();
   void refresh_manifest(Manifest& manifest, const std::vector<uint32_t>& files);
 
   // to_cache.cpp
@@ -100,7 +103,9 @@ class Compilation {
   std::string stored_path(const std::string& path) const;
 
   // replay.cpp
-  bool replay(const Result& result, const util::Digest& result_key);
+  // Decodes a result entry into the outputs; false (nothing put in place)
+  // if it cannot, and then the compiler runs.
+  bool replay(std::string_view entry, const util::Digest& result_key);
   util::LinkMode link_mode() const;
   static void write_output(const util::RunResult& run);
 

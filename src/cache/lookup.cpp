@@ -4,26 +4,37 @@
 
 namespace kiln::cache {
 
-std::optional<std::string> Compilation::get_entry(const storage::Key& key) {
+std::optional<std::string> Compilation::get_entry(const storage::Key& key, bool decode) {
   // The chain asks whether a value is usable before it counts a hit (and before
-  // it backfills faster levels); decoding here keeps the payload for the caller.
+  // it backfills faster levels). A manifest is decoded here and its payload
+  // kept; a result is only checked (frame and checksum), and replay decodes it
+  // while writing its files.
   std::optional<std::string> payload;
   auto value = m_chain->get(key, [&](std::string_view bytes) {
-    auto decoded = storage::decode_entry(bytes, key.kind);
-    if (!decoded) {
-      // Never served: the chain removes it so that a good one is stored next.
-      m_stats.add(Counter::corrupt_entry);
-      m_log.event("corrupt_entry",
-                  {{"key", key.name()}, {"error", storage::to_string(decoded.error())}});
-      return false;
+    storage::EntryError error{};
+    if (decode) {
+      auto decoded = storage::decode_entry(bytes, key.kind);
+      if (decoded) {
+        payload = std::move(*decoded);
+        return true;
+      }
+      error = decoded.error();
+    } else {
+      auto checked = storage::check_entry(bytes, key.kind);
+      if (checked) {
+        return true;
+      }
+      error = checked.error();
     }
-    payload = std::move(*decoded);
-    return true;
+    // Never served: the chain removes it so that a good one is stored next.
+    m_stats.add(Counter::corrupt_entry);
+    m_log.event("corrupt_entry", {{"key", key.name()}, {"error", storage::to_string(error)}});
+    return false;
   });
   if (!value) {
     return std::nullopt;
   }
-  return payload;
+  return decode ? std::move(payload) : std::move(value);
 }
 
 bool Compilation::put_entry(const storage::Key& key, std::string_view entry) {
@@ -36,7 +47,7 @@ bool Compilation::put_entry(const storage::Key& key, std::string_view entry) {
 
 std::optional<Manifest> Compilation::load_manifest() {
   storage::Key key{*m_manifest_key, storage::EntryKind::manifest};
-  auto payload = get_entry(key);
+  auto payload = get_entry(key, true);
   if (!payload) {
     return std::nullopt;
   }
@@ -48,23 +59,11 @@ std::optional<Manifest> Compilation::load_manifest() {
   return manifest;
 }
 
-std::optional<Result> Compilation::load_result(const util::Digest& result_key) {
-  storage::Key key{result_key, storage::EntryKind::result};
-  auto payload = get_entry(key);
-  if (!payload) {
-    return std::nullopt;
-  }
-  auto result = Result::parse(*payload);
-  if (!result || !result->find(FileType::object) ||
-      (m_args.generating_dependencies && !result->find(FileType::depfile))) {
-    m_stats.add(Counter::corrupt_entry);
-    (void)m_local->remove(key);
-    return std::nullopt;
-  }
-  return result;
+std::optional<std::string> Compilation::load_result(const util::Digest& result_key) {
+  return get_entry(storage::Key{result_key, storage::EntryKind::result}, false);
 }
 
-std::optional<std::pair<Result, util::Digest>> Compilation::from_cache_direct() {
+std::optional<std::pair<std::string, util::Digest>> Compilation::from_cache_direct() {
   // Kept in m_manifest: on a miss, update_manifest adds to it without a
   // second (possibly remote) read.
   m_manifest = load_manifest();

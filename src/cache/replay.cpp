@@ -1,12 +1,154 @@
 // Stage: putting a cached result in place of a compilation.
+//
+// A hit decodes the result entry in pieces and writes each file while it is
+// decompressed, to a temporary name next to its destination; the files are
+// renamed into place only once the whole entry has decoded and checked out.
+// A large object is thus never whole in memory (ccache writes the same way),
+// and a damaged entry leaves no file behind.
 #include <unistd.h>
+
+#include <memory>
 
 #include "kiln/cache/compilation.hpp"
 #include "kiln/cache/depfile.hpp"
+#include "kiln/storage/entry.hpp"
 #include "kiln/util/file.hpp"
 #include "kiln/util/path.hpp"
 
 namespace kiln::cache {
+
+namespace {
+
+// Where the files of a result go; an empty path: not wanted by this call.
+struct Destinations {
+  std::string object;
+  std::string object_as_given;  // the depfile's target, as the compiler writes it
+  std::string depfile;
+  std::string dwo;
+  std::string gcno;
+};
+
+class ReplaySink : public ResultSink {
+ public:
+  explicit ReplaySink(const Destinations& dest) : m_dest(dest) {}
+
+  bool header(uint64_t depfile_target_length, uint64_t external_object_size) override {
+    m_depfile_target_length = depfile_target_length;
+    m_external_object_size = external_object_size;
+    return true;
+  }
+
+  bool begin_file(FileType type, uint64_t size) override {
+    m_seen[static_cast<size_t>(type)] = true;
+    m_file = nullptr;
+    m_memory = nullptr;
+    const std::string* path = nullptr;
+    switch (type) {
+      case FileType::object:
+        // With an external object the entry holds an empty one.
+        if (m_external_object_size > 0) {
+          return size == 0;
+        }
+        path = &m_dest.object;
+        break;
+      case FileType::depfile:
+        // Small, and rewritten on the way out: kept in memory.
+        m_memory = &m_depfile;
+        return true;
+      case FileType::dwo:
+        path = &m_dest.dwo;
+        break;
+      case FileType::gcno:
+        path = &m_dest.gcno;
+        break;
+      case FileType::out:
+        m_memory = &m_stdout;
+        return true;
+      case FileType::err:
+        m_memory = &m_stderr;
+        return true;
+    }
+    if (path->empty()) {
+      return true;  // not wanted: its data is skipped
+    }
+    m_files.push_back(std::make_unique<util::AtomicFile>(*path));
+    m_file = m_files.back().get();
+    return io(m_file->open(), m_file->path());
+  }
+
+  bool file_data(std::string_view piece) override {
+    if (m_file) {
+      return io(m_file->write(piece), m_file->path());
+    }
+    if (m_memory) {
+      m_memory->append(piece);
+    }
+    return true;
+  }
+
+  bool end_file() override { return true; }
+
+  // Whether the decoded result has what this call needs.
+  bool usable(bool want_depfile) const {
+    if (!seen(FileType::object) || (want_depfile && !seen(FileType::depfile))) {
+      return false;
+    }
+    return m_depfile_target_length <= m_depfile.size();
+  }
+
+  // Renames the written files into place, then writes the depfile.
+  bool commit() {
+    for (auto& file : m_files) {
+      if (!io(file->commit(), file->path())) {
+        return false;
+      }
+    }
+    if (m_dest.depfile.empty()) {
+      return true;
+    }
+    std::string_view data = m_depfile;
+    std::string rewritten;
+    if (m_depfile_target_length > 0) {
+      rewritten = escape_target(m_dest.object_as_given);
+      rewritten.append(m_depfile, m_depfile_target_length);
+      data = rewritten;
+    }
+    return io(util::write_file_atomic(m_dest.depfile, data), m_dest.depfile);
+  }
+
+  int io_error() const { return m_io_error; }
+  const std::string& failed_path() const { return m_failed_path; }
+  uint64_t external_object_size() const { return m_external_object_size; }
+  const std::string& out() const { return m_stdout; }
+  const std::string& err() const { return m_stderr; }
+
+ private:
+  bool seen(FileType t) const { return m_seen[static_cast<size_t>(t)]; }
+
+  bool io(const expected<void, int>& r, const std::string& path) {
+    if (!r) {
+      m_io_error = r.error();
+      m_failed_path = path;
+      return false;
+    }
+    return true;
+  }
+
+  const Destinations& m_dest;
+  uint64_t m_depfile_target_length = 0;
+  uint64_t m_external_object_size = 0;
+  bool m_seen[static_cast<size_t>(FileType::err) + 1] = {};
+  std::vector<std::unique_ptr<util::AtomicFile>> m_files;
+  util::AtomicFile* m_file = nullptr;  // the file being written, if any
+  std::string* m_memory = nullptr;     // or the buffer being filled, if any
+  std::string m_depfile;
+  std::string m_stdout;
+  std::string m_stderr;
+  int m_io_error = 0;
+  std::string m_failed_path;
+};
+
+}  // namespace
 
 void Compilation::write_output(const util::RunResult& run) {
   util::write_all(STDOUT_FILENO, run.out);
@@ -20,65 +162,59 @@ util::LinkMode Compilation::link_mode() const {
   return m_cfg.file_link == "reflink" ? util::LinkMode::reflink : util::LinkMode::copy;
 }
 
-bool Compilation::replay(const Result& result, const util::Digest& result_key) {
-  const std::string* out = nullptr;
-  const std::string* err = nullptr;
-  for (const auto& f : result.files) {
-    std::string path;
-    std::string rewritten;
-    const std::string* data = &f.data;
-    switch (f.type) {
-      case FileType::object:
-        path = m_args.output;
-        if (result.external_object_size > 0) {
-          std::string dest = util::absolute(path, m_inv.cwd);
-          storage::Key key{result_key, storage::EntryKind::result};
-          if (!m_local->get_file(key, "o", dest, link_mode()) ||
-              static_cast<uint64_t>(util::FileStat::of(dest).size) != result.external_object_size) {
-            m_log.event("replay_failed", {{"path", path}, {"reason", "external object"}});
-            return false;
-          }
-          continue;
-        }
-        break;
-      case FileType::depfile:
-        if (!m_args.generating_dependencies) {
-          continue;
-        }
-        path = m_args.depfile;
-        if (result.depfile_target_length > 0) {
-          rewritten = escape_target(m_args.output);
-          rewritten.append(f.data, result.depfile_target_length);
-          data = &rewritten;
-        }
-        break;
-      case FileType::dwo:
-        path = m_args.dwo_file;
-        break;
-      case FileType::gcno:
-        path = m_args.gcno_file;
-        break;
-      case FileType::out:
-        out = &f.data;
-        continue;
-      case FileType::err:
-        err = &f.data;
-        continue;
-    }
-    if (path.empty()) {
-      continue;
-    }
-    if (auto r = util::write_file_atomic(util::absolute(path, m_inv.cwd), *data); !r) {
-      m_log.event("replay_failed", {{"path", path}, {"errno", r.error()}});
+bool Compilation::replay(std::string_view entry_bytes, const util::Digest& result_key) {
+  storage::Key key{result_key, storage::EntryKind::result};
+  auto entry = storage::check_entry(entry_bytes, key.kind);
+  if (!entry) {
+    // get_entry checked it already; only a bug gets here.
+    m_log.event("replay_failed", {{"reason", storage::to_string(entry.error())}});
+    return false;
+  }
+  Destinations dest;
+  dest.object = util::absolute(m_args.output, m_inv.cwd);
+  dest.object_as_given = m_args.output;
+  if (m_args.generating_dependencies) {
+    dest.depfile = util::absolute(m_args.depfile, m_inv.cwd);
+  }
+  if (!m_args.dwo_file.empty()) {
+    dest.dwo = util::absolute(m_args.dwo_file, m_inv.cwd);
+  }
+  if (!m_args.gcno_file.empty()) {
+    dest.gcno = util::absolute(m_args.gcno_file, m_inv.cwd);
+  }
+
+  ReplaySink sink(dest);
+  ResultDecoder decoder(sink);
+  storage::StreamEnd end =
+      storage::stream_payload(*entry, [&](std::string_view piece) { return decoder.feed(piece); });
+  if (sink.io_error() != 0) {
+    // A full disk, a missing directory: the compiler will say it better.
+    m_log.event("replay_failed", {{"path", sink.failed_path()}, {"errno", sink.io_error()}});
+    return false;
+  }
+  if (end != storage::StreamEnd::done || !decoder.complete() ||
+      !sink.usable(m_args.generating_dependencies)) {
+    // A good checksum over a payload that does not parse, or a result stored
+    // without a file this call needs: never served, removed locally.
+    m_stats.add(Counter::corrupt_entry);
+    m_log.event("corrupt_entry", {{"key", key.name()}, {"error", "bad_result"}});
+    (void)m_local->remove(key);
+    return false;
+  }
+  if (!sink.commit()) {
+    m_log.event("replay_failed", {{"path", sink.failed_path()}, {"errno", sink.io_error()}});
+    return false;
+  }
+  if (sink.external_object_size() > 0) {
+    if (!m_local->get_file(key, "o", dest.object, link_mode()) ||
+        static_cast<uint64_t>(util::FileStat::of(dest.object).size) !=
+            sink.external_object_size()) {
+      m_log.event("replay_failed", {{"path", m_args.output}, {"reason", "external object"}});
       return false;
     }
   }
-  if (out) {
-    util::write_all(STDOUT_FILENO, *out);
-  }
-  if (err) {
-    util::write_all(STDERR_FILENO, *err);
-  }
+  util::write_all(STDOUT_FILENO, sink.out());
+  util::write_all(STDERR_FILENO, sink.err());
   return true;
 }
 

@@ -76,7 +76,7 @@ std::string encode_entry(EntryKind kind, std::string_view payload, int level) {
   return out;
 }
 
-expected<std::string, EntryError> decode_entry(std::string_view bytes, EntryKind kind) {
+expected<CheckedEntry, EntryError> check_entry(std::string_view bytes, EntryKind kind) {
   if (bytes.size() < k_header_size + k_trailer_size) {
     return unexpected(EntryError::truncated);
   }
@@ -103,27 +103,70 @@ expected<std::string, EntryError> decode_entry(std::string_view bytes, EntryKind
   if (static_cast<uint8_t>(bytes[5]) != static_cast<uint8_t>(kind)) {
     return unexpected(EntryError::wrong_kind);
   }
-
-  std::string_view stored = bytes.substr(k_header_size, stored_size);
+  CheckedEntry entry;
+  entry.payload_size = payload_size;
+  entry.stored = bytes.substr(k_header_size, stored_size);
   switch (static_cast<uint8_t>(bytes[6])) {
     case k_compression_none:
       if (payload_size != stored_size) {
         return unexpected(EntryError::bad_payload);
       }
-      return std::string(stored);
-    case k_compression_zstd: {
+      return entry;
+    case k_compression_zstd:
       if (payload_size > k_max_payload_size) {
         return unexpected(EntryError::bad_payload);
       }
-      std::string out;
-      if (!util::zstd_decompress(stored, static_cast<size_t>(payload_size), &out)) {
-        return unexpected(EntryError::bad_payload);
-      }
-      return out;
-    }
+      entry.compressed = true;
+      return entry;
     default:
       return unexpected(EntryError::bad_payload);
   }
+}
+
+expected<std::string, EntryError> decode_entry(std::string_view bytes, EntryKind kind) {
+  auto entry = check_entry(bytes, kind);
+  if (!entry) {
+    return unexpected(entry.error());
+  }
+  if (!entry->compressed) {
+    return std::string(entry->stored);
+  }
+  std::string out;
+  if (!util::zstd_decompress(entry->stored, static_cast<size_t>(entry->payload_size), &out)) {
+    return unexpected(EntryError::bad_payload);
+  }
+  return out;
+}
+
+StreamEnd stream_payload(const CheckedEntry& entry,
+                         const std::function<bool(std::string_view)>& sink) {
+  if (!entry.compressed) {
+    std::string_view rest = entry.stored;
+    while (!rest.empty()) {
+      std::string_view piece = rest.substr(0, k_stream_chunk);
+      rest.remove_prefix(piece.size());
+      if (!sink(piece)) {
+        return StreamEnd::stopped;
+      }
+    }
+    return StreamEnd::done;
+  }
+  util::ZstdStream zstd;
+  uint64_t produced = 0;
+  util::ZstdStream::Status status = zstd.decompress(entry.stored, k_stream_chunk,
+                                                    [&](std::string_view piece) {
+    produced += piece.size();
+    return produced <= entry.payload_size && sink(piece);
+  });
+  switch (status) {
+    case util::ZstdStream::Status::done:
+      return produced == entry.payload_size ? StreamEnd::done : StreamEnd::bad_payload;
+    case util::ZstdStream::Status::stopped:
+      return produced > entry.payload_size ? StreamEnd::bad_payload : StreamEnd::stopped;
+    case util::ZstdStream::Status::corrupt:
+      break;
+  }
+  return StreamEnd::bad_payload;
 }
 
 }  // namespace kiln::storage

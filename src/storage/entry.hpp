@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -32,5 +33,30 @@ std::string encode_entry(EntryKind kind, std::string_view payload, int level);
 
 // Checks and decodes an entry; never returns a payload from a damaged entry.
 expected<std::string, EntryError> decode_entry(std::string_view bytes, EntryKind kind);
+
+// An entry whose frame, kind and checksum are good; its payload not yet decoded.
+struct CheckedEntry {
+  bool compressed = false;
+  uint64_t payload_size = 0;
+  std::string_view stored;  // the payload as stored, inside the checked bytes
+};
+
+// Checks the frame, the kind and the checksum of `bytes` without decoding the
+// payload (cheap: XXH3 over the stored bytes).
+expected<CheckedEntry, EntryError> check_entry(std::string_view bytes, EntryKind kind);
+
+// How stream_payload ended.
+enum class StreamEnd { done, stopped, bad_payload };
+
+// The most stream_payload hands to its sink at once.
+inline constexpr size_t k_stream_chunk = 256 * 1024;
+
+// Decodes a checked entry's payload in order, in pieces of at most
+// k_stream_chunk bytes, so that a large payload is never whole in memory.
+// Stops as soon as `sink` returns false (StreamEnd::stopped). bad_payload: the
+// stored bytes do not decode to exactly payload_size bytes; the sink may have
+// seen part of the payload by then.
+StreamEnd stream_payload(const CheckedEntry& entry,
+                         const std::function<bool(std::string_view)>& sink);
 
 }  // namespace kiln::storage

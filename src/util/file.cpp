@@ -129,18 +129,77 @@ std::string unique_suffix() {
   return buf;
 }
 
-expected<void, int> write_file_atomic(const std::string& path, std::string_view data) {
-  std::string tmp = path + unique_suffix();
-  if (auto r = write_file(tmp, data); !r) {
-    ::unlink(tmp.c_str());
-    return r;
+AtomicFile::~AtomicFile() { discard(); }
+
+void AtomicFile::discard() {
+  if (m_fd >= 0) {
+    ::close(m_fd);
+    m_fd = -1;
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return unexpected(err);
+  if (!m_tmp.empty()) {
+    ::unlink(m_tmp.c_str());
+    m_tmp.clear();
+  }
+}
+
+expected<void, int> AtomicFile::open() {
+  if (m_error != 0) {
+    return unexpected(m_error);
+  }
+  discard();
+  m_tmp = m_path + unique_suffix();
+  m_fd = ::open(m_tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  if (m_fd < 0) {
+    m_error = errno;
+    m_tmp.clear();
+    return unexpected(m_error);
   }
   return {};
+}
+
+expected<void, int> AtomicFile::write(std::string_view data) {
+  if (m_error == 0 && m_fd < 0) {
+    m_error = EBADF;
+  }
+  if (m_error == 0 && !write_all(m_fd, data)) {
+    m_error = errno != 0 ? errno : EIO;
+  }
+  if (m_error != 0) {
+    discard();
+    return unexpected(m_error);
+  }
+  return {};
+}
+
+expected<void, int> AtomicFile::commit() {
+  if (m_error == 0 && m_fd < 0) {
+    m_error = EBADF;
+  }
+  if (m_error == 0) {
+    int fd = m_fd;
+    m_fd = -1;
+    if (::close(fd) != 0) {
+      m_error = errno;
+    } else if (::rename(m_tmp.c_str(), m_path.c_str()) != 0) {
+      m_error = errno;
+    } else {
+      m_tmp.clear();
+      return {};
+    }
+  }
+  discard();
+  return unexpected(m_error);
+}
+
+expected<void, int> write_file_atomic(const std::string& path, std::string_view data) {
+  AtomicFile file(path);
+  if (auto r = file.open(); !r) {
+    return r;
+  }
+  if (auto r = file.write(data); !r) {
+    return r;
+  }
+  return file.commit();
 }
 
 expected<void, int> make_directories(const std::string& path) {

@@ -39,6 +39,31 @@ expected<void, int> write_file(const std::string& path, std::string_view data);
 // so readers see either the old or the whole new content, also after kill -9.
 expected<void, int> write_file_atomic(const std::string& path, std::string_view data);
 
+// A file written in pieces to a temporary name next to `path` and renamed over
+// `path` by commit(), so that readers never see it half written. Destroyed
+// without a commit, it removes the temporary file.
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::string path) : m_path(std::move(path)) {}
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  // Errors are errno values; after one, every later call fails with it too.
+  expected<void, int> open();
+  expected<void, int> write(std::string_view data);
+  expected<void, int> commit();
+  const std::string& path() const { return m_path; }
+
+ private:
+  void discard();
+
+  std::string m_path;
+  std::string m_tmp;
+  int m_fd = -1;
+  int m_error = 0;
+};
+
 // Creates `path` and its parents; an existing directory is success.
 expected<void, int> make_directories(const std::string& path);
 

@@ -185,6 +185,35 @@ class Outputs:
         self.assertEqual(read_bytes(self.dir / "obj/a.gcno"), miss_gcno)
         self.assertEqual(read_bytes(self.dir / "obj/a.o"), miss_obj)
 
+    def test_large_object_streams_byte_identical(self):
+        # Several MB: a hit decodes it in many pieces straight into the file.
+        self.write("src/big.cpp",
+                   "int big_table[3 << 20 >> 2] = {1, 2, 3};\n"
+                   "int big_value(int i) { return big_table[i]; }\n")
+        args = ["-c", "src/big.cpp", "-g", "-o", "obj/big.o"]
+        self.check_hit_outputs(args, args, ["obj/big.o"], dirs=["obj"])
+        self.assertGreater((self.dir / "obj/big.o").stat().st_size, 3 << 20)
+
+    def test_hit_that_cannot_write_falls_back(self):
+        # The hit cannot write its object ("obj" is a file, not a directory:
+        # this fails for root too): kiln lets the compiler run, so the user
+        # sees the compiler's own error, and nothing is counted as a hit.
+        args = ["-c", "src/a.cpp", "-Iinc", "-o", "obj/a.o"]
+        self.reset_dirs("obj")
+        self.ok(self.compile(self.cxx, *args))
+        self.reset_dirs("obj")
+        (self.dir / "obj").rmdir()
+        self.write("obj", "a file in the way\n")
+        plain = self.plain(self.cxx, *args)
+        self.assertNotEqual(plain.code, 0)
+        before = self.stats()
+        r = self.compile(self.cxx, *args)
+        self.assertEqual(r.code, plain.code)
+        self.assertEqual(r.err_text, plain.err_text)
+        after = self.stats()
+        self.assertEqual(after["direct_hit"], before["direct_hit"])
+        self.assertEqual(sorted(p.name for p in self.dir.iterdir() if p.name.startswith("obj")),
+                         ["obj"])
 
 kilntest.instantiate(globals(), Outputs)
 

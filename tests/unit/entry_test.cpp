@@ -224,6 +224,116 @@ TEST(EntryTest, ForgedZstdPayloadsNeverCrash) {
   }
 }
 
+// Streams a checked entry with pieces handed on as they come.
+StreamEnd stream_all(const CheckedEntry& entry, std::string* out, size_t* pieces = nullptr) {
+  return stream_payload(entry, [&](std::string_view piece) {
+    EXPECT_LE(piece.size(), k_stream_chunk);
+    EXPECT_FALSE(piece.empty());
+    out->append(piece);
+    if (pieces) {
+      ++*pieces;
+    }
+    return true;
+  });
+}
+
+TEST(EntryTest, StreamingGivesThePayloadInBoundedPieces) {
+  std::mt19937_64 rng(5);
+  // Larger than several pieces, so the stream has to refill its buffer.
+  const std::string payloads[] = {"", "x", compressible(3 * k_stream_chunk + 17),
+                                  random_bytes(rng, k_stream_chunk + 1)};
+  for (int level : {0, 1, 19}) {
+    for (const std::string& payload : payloads) {
+      std::string entry = encode_entry(EntryKind::result, payload, level);
+      auto checked = check_entry(entry, EntryKind::result);
+      ASSERT_TRUE(checked) << to_string(checked.error());
+      EXPECT_EQ(checked->compressed, level != 0);
+      EXPECT_EQ(checked->payload_size, payload.size());
+      std::string out;
+      size_t pieces = 0;
+      ASSERT_EQ(stream_all(*checked, &out, &pieces), StreamEnd::done) << level;
+      EXPECT_EQ(out, payload);
+      EXPECT_EQ(pieces, (payload.size() + k_stream_chunk - 1) / k_stream_chunk) << level;
+    }
+  }
+}
+
+TEST(EntryTest, StreamingStopsWhenTheSinkSaysSo) {
+  std::string payload = compressible(4 * k_stream_chunk);
+  for (int level : {0, 1}) {
+    std::string entry = encode_entry(EntryKind::result, payload, level);
+    auto checked = check_entry(entry, EntryKind::result);
+    ASSERT_TRUE(checked);
+    int calls = 0;
+    EXPECT_EQ(stream_payload(*checked, [&](std::string_view) { return ++calls < 2; }),
+              StreamEnd::stopped);
+    EXPECT_EQ(calls, 2);
+  }
+}
+
+TEST(EntryTest, CheckRefusesWhatDecodeRefuses) {
+  std::string entry = encode_entry(EntryKind::result, compressible(9000), 1);
+  EXPECT_TRUE(check_entry(entry, EntryKind::result));
+  EXPECT_EQ(check_entry(entry, EntryKind::manifest).error(), EntryError::wrong_kind);
+  for (size_t at : {size_t{0}, size_t{5}, size_t{30}, entry.size() - 1}) {
+    std::string damaged = entry;
+    damaged[at] = static_cast<char>(damaged[at] ^ 0x10);
+    EXPECT_FALSE(check_entry(damaged, EntryKind::result)) << at;
+  }
+  EXPECT_FALSE(check_entry(entry.substr(0, entry.size() - 1), EntryKind::result));
+}
+
+TEST(EntryTest, StreamingALyingSizeIsABadPayload) {
+  // A good checksum over a frame that decodes to more or fewer bytes than the
+  // header claims: the stream reports it, and never hands on more than claimed.
+  std::string payload = compressible(3 * k_stream_chunk);
+  for (uint64_t claimed : {uint64_t{0}, uint64_t{1000}, payload.size() - 1, payload.size() + 1,
+                           uint64_t{1} << 30}) {
+    std::string entry = encode_entry(EntryKind::result, payload, 3);
+    set_u64(entry, 8, claimed);
+    reseal(entry);
+    auto checked = check_entry(entry, EntryKind::result);
+    ASSERT_TRUE(checked) << claimed;
+    std::string out;
+    EXPECT_EQ(stream_all(*checked, &out), StreamEnd::bad_payload) << claimed;
+    EXPECT_LE(out.size(), claimed + k_stream_chunk) << claimed;
+  }
+}
+
+TEST(EntryTest, StreamingForgedZstdFramesNeverCrash) {
+  std::mt19937_64 rng(11);
+  std::string payload = compressible(40000) + random_bytes(rng, 3000);
+  std::string entry = encode_entry(EntryKind::result, payload, 3);
+  int bad = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string forged = entry;
+    for (int f = 0; f < 1 + static_cast<int>(rng() % 4); ++f) {
+      size_t at = 24 + rng() % (forged.size() - 32);
+      forged[at] = static_cast<char>(rng() & 0xff);
+    }
+    if (rng() % 3 == 0) {
+      // Cut the frame short (keeping the frame header consistent).
+      size_t keep = 24 + rng() % (forged.size() - 32);
+      forged.resize(keep);
+      set_u64(forged, 16, keep - 24);
+      forged.append(8, '\0');
+    }
+    reseal(forged);
+    auto checked = check_entry(forged, EntryKind::result);
+    if (!checked) {
+      ++bad;
+      continue;
+    }
+    std::string out;
+    if (stream_all(*checked, &out) == StreamEnd::done) {
+      EXPECT_EQ(out.size(), payload.size());
+    } else {
+      ++bad;
+    }
+  }
+  EXPECT_GT(bad, 0);
+}
+
 TEST(EntryTest, ErrorsHaveNames) {
   for (EntryError e : {EntryError::truncated, EntryError::bad_magic, EntryError::bad_version,
                        EntryError::wrong_kind, EntryError::bad_checksum, EntryError::bad_payload}) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <random>
 #include <string>
 
@@ -148,6 +149,87 @@ TEST(ResultTest, RandomMutationsNeverCrash) {
     EXPECT_LE(parsed->depfile_target_length, d ? d->data.size() : 0);
   }
   EXPECT_GT(rejected, 0);
+}
+
+// Records what a decoder hands on, to compare with Result::parse.
+class RecordingSink : public ResultSink {
+ public:
+  bool header(uint64_t depfile_target_length, uint64_t external_object_size) override {
+    result.depfile_target_length = depfile_target_length;
+    result.external_object_size = external_object_size;
+    return true;
+  }
+  bool begin_file(FileType type, uint64_t size) override {
+    result.files.push_back({type, {}});
+    expected_size = size;
+    return stop_at_file < 0 || static_cast<int>(result.files.size()) <= stop_at_file;
+  }
+  bool file_data(std::string_view piece) override {
+    EXPECT_FALSE(piece.empty());
+    result.files.back().data.append(piece);
+    return true;
+  }
+  bool end_file() override {
+    EXPECT_EQ(result.files.back().data.size(), expected_size);
+    return true;
+  }
+
+  Result result;
+  uint64_t expected_size = 0;
+  int stop_at_file = -1;
+};
+
+TEST(ResultTest, DecoderGivesTheSameResultForAnySplit) {
+  std::mt19937_64 rng(9);
+  const std::string bytes = sample().serialize();
+  for (int iter = 0; iter < 500; ++iter) {
+    RecordingSink sink;
+    ResultDecoder decoder(sink);
+    size_t at = 0;
+    while (at < bytes.size()) {
+      size_t n = iter == 0 ? 1 : 1 + rng() % (iter % 2 ? 7 : 3000);
+      ASSERT_TRUE(decoder.feed(std::string_view(bytes).substr(at, n))) << iter;
+      at += n;
+    }
+    ASSERT_TRUE(decoder.complete()) << iter;
+    EXPECT_EQ(sink.result.serialize(), bytes) << iter;
+  }
+}
+
+TEST(ResultTest, DecoderIsIncompleteUntilTheLastByte) {
+  const std::string bytes = sample().serialize();
+  for (size_t cut = 0; cut < bytes.size(); cut += 97) {
+    RecordingSink sink;
+    ResultDecoder decoder(sink);
+    EXPECT_TRUE(decoder.feed(std::string_view(bytes).substr(0, cut)));
+    EXPECT_FALSE(decoder.complete()) << cut;
+  }
+  RecordingSink sink;
+  ResultDecoder decoder(sink);
+  EXPECT_FALSE(decoder.feed(bytes + "x"));
+  EXPECT_FALSE(decoder.complete());
+  EXPECT_FALSE(decoder.sink_stopped());
+}
+
+TEST(ResultTest, DecoderStopsWhenTheSinkSaysSo) {
+  RecordingSink sink;
+  sink.stop_at_file = 2;
+  ResultDecoder decoder(sink);
+  EXPECT_FALSE(decoder.feed(sample().serialize()));
+  EXPECT_TRUE(decoder.sink_stopped());
+  EXPECT_FALSE(decoder.complete());
+  EXPECT_EQ(sink.result.files.size(), 3u);
+  EXPECT_FALSE(decoder.feed("more"));
+}
+
+TEST(ResultTest, DecoderRefusesAHugeClaimedFileWithoutAllocating) {
+  Result r;
+  r.files.push_back({FileType::object, "tiny"});
+  std::string bytes = r.serialize();
+  // The object's size field follows the 24-byte header and its type byte.
+  uint64_t huge = uint64_t{1} << 62;
+  std::memcpy(bytes.data() + 25, &huge, sizeof huge);
+  EXPECT_FALSE(Result::parse(bytes));
 }
 
 }  // namespace
