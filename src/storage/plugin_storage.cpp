@@ -23,14 +23,16 @@ class PluginStorage : public Storage {
   std::string_view name() const override { return m_name; }
 
   expected<std::string, Failure> get(const Key& key) override {
-    char* data = nullptr;
-    size_t len = 0;
-    int status = m_api->get(m_handle, key.name().c_str(), &data, &len);
+    std::string out;
+    int status = m_api->get(
+        m_handle, key.name().c_str(),
+        [](void* context, const char* data, size_t len) {
+          static_cast<std::string*>(context)->append(data, len);
+        },
+        &out);
     if (status != KILN_REMOTE_OK) {
       return unexpected(failure(status));
     }
-    std::string out(data, len);
-    m_api->free_buffer(data);
     return out;
   }
 
@@ -102,7 +104,7 @@ const kiln_remote_api* load_api(const std::string& path, std::string* error) {
       load_error = "cannot load the remote-storage plugin " + path + ": " + (e ? e : "?") +
                    " (set KILN_REMOTE_PLUGIN to the directory of the kiln plugins)";
     } else if (auto entry = reinterpret_cast<const kiln_remote_api* (*)()>(
-                   ::dlsym(lib, "kiln_remote_api_v1"));
+                   ::dlsym(lib, "kiln_remote_plugin_api"));
                !entry || !entry() || entry()->abi_version != KILN_REMOTE_ABI_VERSION) {
       load_error = path + " is not a kiln remote-storage plugin of this version";
     } else {

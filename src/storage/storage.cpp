@@ -49,4 +49,13 @@ std::string Key::relative_path() const {
   return out;
 }
 
+expected<void, Failure> Storage::get_to(const Key& key, const Sink& sink) {
+  auto value = get(key);
+  if (!value) {
+    return unexpected(value.error());
+  }
+  sink(*value);
+  return {};
+}
+
 }  // namespace kiln::storage

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,6 +43,11 @@ class Storage {
   // A short name for messages and statistics ("local", "redis", ...).
   virtual std::string_view name() const = 0;
   virtual expected<std::string, Failure> get(const Key& key) = 0;
+  // Like get(), but hands the value to `sink` (in one or more pieces, in
+  // order) instead of returning it. A backend overrides it where that saves a
+  // copy of a large value (Redis passes hiredis' reply buffer straight on).
+  using Sink = std::function<void(std::string_view)>;
+  virtual expected<void, Failure> get_to(const Key& key, const Sink& sink);
   virtual expected<void, Failure> put(const Key& key, std::string_view value) = 0;
   virtual expected<void, Failure> remove(const Key& key) = 0;
   // Whether the key is stored, without transferring the value.

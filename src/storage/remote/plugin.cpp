@@ -84,20 +84,10 @@ int guarded(void* handle, const char* key_name, F&& f) {
   return KILN_REMOTE_ERROR;
 }
 
-int get_remote(void* handle, const char* key, char** data, size_t* len) {
+int get_remote(void* handle, const char* key, kiln_remote_sink sink, void* context) {
   return guarded(handle, key, [&](Storage& s, const Key& k) {
-    auto v = s.get(k);
-    if (!v) {
-      return status_of(v.error());
-    }
-    char* buf = static_cast<char*>(std::malloc(v->size() ? v->size() : 1));
-    if (!buf) {
-      return static_cast<int>(KILN_REMOTE_ERROR);
-    }
-    std::memcpy(buf, v->data(), v->size());
-    *data = buf;
-    *len = v->size();
-    return static_cast<int>(KILN_REMOTE_OK);
+    auto r = s.get_to(k, [&](std::string_view piece) { sink(context, piece.data(), piece.size()); });
+    return r ? static_cast<int>(KILN_REMOTE_OK) : status_of(r.error());
   });
 }
 
@@ -128,17 +118,15 @@ int remove_remote(void* handle, const char* key) {
 
 const char* last_error_remote(void* handle) { return static_cast<Handle*>(handle)->error.c_str(); }
 
-void free_buffer_remote(char* data) { std::free(data); }
-
 void close_remote(void* handle) { delete static_cast<Handle*>(handle); }
 
 const kiln_remote_api k_api = {
-    KILN_REMOTE_ABI_VERSION, open_remote,       get_remote,         put_remote, exists_remote,
-    remove_remote,           last_error_remote, free_buffer_remote, close_remote,
+    KILN_REMOTE_ABI_VERSION, open_remote,       get_remote,   put_remote, exists_remote,
+    remove_remote,           last_error_remote, close_remote,
 };
 
 }  // namespace
 
-extern "C" __attribute__((visibility("default"))) const kiln_remote_api* kiln_remote_api_v1(void) {
+extern "C" __attribute__((visibility("default"))) const kiln_remote_api* kiln_remote_plugin_api(void) {
   return &k_api;
 }

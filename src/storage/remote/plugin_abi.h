@@ -14,7 +14,7 @@
 extern "C" {
 #endif
 
-#define KILN_REMOTE_ABI_VERSION 1
+#define KILN_REMOTE_ABI_VERSION 2
 
 /* Status of every call; values match kiln::storage::Failure + 1. */
 enum {
@@ -25,25 +25,29 @@ enum {
   KILN_REMOTE_ACCESS_DENIED = 4
 };
 
+/* Receives a value from get(), in one or more pieces, in order. The bytes are
+ * valid only during the call. */
+typedef void (*kiln_remote_sink)(void* context, const char* data, size_t len);
+
 struct kiln_remote_api {
   int abi_version;
   /* kind: "s3", "redis" or "http"; settings: "name=value" lines
    * (settings_text.hpp). Returns NULL for an unknown kind. */
   void* (*open)(const char* kind, const char* settings, size_t settings_len);
-  /* key: an entry name, 64 hex digits and 'R' or 'M'. On OK, *data (free it
-   * with free_buffer) and *len hold the value. */
-  int (*get)(void* handle, const char* key, char** data, size_t* len);
+  /* key: an entry name, 64 hex digits and 'R' or 'M'. The value goes to
+   * sink(context, ...) before get returns; only an OK get calls the sink, and
+   * then with the whole value (version 2: no copy of it in the plugin). */
+  int (*get)(void* handle, const char* key, kiln_remote_sink sink, void* context);
   int (*put)(void* handle, const char* key, const char* data, size_t len);
   int (*exists)(void* handle, const char* key, int* found);
   int (*remove)(void* handle, const char* key);
   /* The last failure as a sentence for the user; valid until the next call. */
   const char* (*last_error)(void* handle);
-  void (*free_buffer)(char* data);
   void (*close)(void* handle);
 };
 
 /* The plugin's only exported symbol. */
-const struct kiln_remote_api* kiln_remote_api_v1(void);
+const struct kiln_remote_api* kiln_remote_plugin_api(void);
 
 #ifdef __cplusplus
 }

@@ -527,6 +527,15 @@ Failure RedisStorage::refuse_write(std::string_view command) {
 }
 
 expected<std::string, Failure> RedisStorage::get(const Key& key) {
+  std::string value;
+  auto r = get_to(key, [&](std::string_view piece) { value.append(piece); });
+  if (!r) {
+    return unexpected(r.error());
+  }
+  return value;
+}
+
+expected<void, Failure> RedisStorage::get_to(const Key& key, const Sink& sink) {
   const std::string redis_key = this->redis_key(key);
   const bool refresh = m_settings.expiration_s > 0 && !m_settings.common.read_only;
   const std::string ttl = std::to_string(m_settings.expiration_s);
@@ -554,12 +563,12 @@ expected<std::string, Failure> RedisStorage::get(const Key& key) {
   if ((*reply)->type != REDIS_REPLY_STRING) {
     return unexpected(unexpected_reply(name, **reply));
   }
-  std::string value(reply_text(**reply));
+  sink(reply_text(**reply));
   if (refresh && !m_have_getex) {
     // Best effort: the value is good whether or not its TTL was refreshed.
     (void)command({"EXPIRE", redis_key, ttl});
   }
-  return value;
+  return {};
 }
 
 expected<void, Failure> RedisStorage::put(const Key& key, std::string_view value) {

@@ -83,6 +83,7 @@ class RedisStorage : public Storage {
 
   std::string_view name() const override { return "redis"; }
   expected<std::string, Failure> get(const Key& key) override;
+  expected<void, Failure> get_to(const Key& key, const Sink& sink) override;
   expected<void, Failure> put(const Key& key, std::string_view value) override;
   expected<void, Failure> remove(const Key& key) override;
   expected<bool, Failure> exists(const Key& key) override;
