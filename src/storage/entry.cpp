@@ -153,11 +153,11 @@ StreamEnd stream_payload(const CheckedEntry& entry,
   }
   util::ZstdStream zstd;
   uint64_t produced = 0;
-  util::ZstdStream::Status status = zstd.decompress(entry.stored, k_stream_chunk,
-                                                    [&](std::string_view piece) {
-    produced += piece.size();
-    return produced <= entry.payload_size && sink(piece);
-  });
+  util::ZstdStream::Status status =
+      zstd.decompress(entry.stored, k_stream_chunk, [&](std::string_view piece) {
+        produced += piece.size();
+        return produced <= entry.payload_size && sink(piece);
+      });
   switch (status) {
     case util::ZstdStream::Status::done:
       return produced == entry.payload_size ? StreamEnd::done : StreamEnd::bad_payload;

@@ -29,7 +29,9 @@ bool zstd_decompress(std::string_view frame, size_t expected_size, std::string* 
 
 ZstdStream::ZstdStream() : m_ctx(ZSTD_createDCtx()) {}
 
-ZstdStream::~ZstdStream() { ZSTD_freeDCtx(m_ctx); }
+ZstdStream::~ZstdStream() {
+  ZSTD_freeDCtx(m_ctx);
+}
 
 ZstdStream::Status ZstdStream::decompress(std::string_view frame, size_t chunk,
                                           const std::function<bool(std::string_view)>& sink) {

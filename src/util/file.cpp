@@ -129,7 +129,9 @@ std::string unique_suffix() {
   return buf;
 }
 
-AtomicFile::~AtomicFile() { discard(); }
+AtomicFile::~AtomicFile() {
+  discard();
+}
 
 void AtomicFile::discard() {
   if (m_fd >= 0) {

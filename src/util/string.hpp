@@ -10,6 +10,8 @@ namespace kiln::util {
 
 std::vector<std::string> split(std::string_view s, char sep);
 std::string_view trim(std::string_view s);
+// ASCII letters to lowercase (header names, URL schemes); other bytes unchanged.
+std::string lowercase(std::string_view s);
 
 // Parses sizes such as "5G", "500M", "1.5GiB", "1024" (bytes); G/M/K are powers
 // of 1024 as in ccache. Returns nullopt for anything else.

@@ -1,27 +1,17 @@
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <cerrno>
 #include <filesystem>
 #include <string>
 
 #include "kiln/util/file.hpp"
+#include "temp_dir.hpp"
 
 namespace kiln::util {
 namespace {
 
-class AtomicFileTest : public ::testing::Test {
+class AtomicFileTest : public kiln::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/kiln-atomic-file-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    m_dir = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(m_dir, ec);
-  }
-
   // Number of entries in the test directory (temporary files included).
   size_t entries() const {
     size_t n = 0;
@@ -30,8 +20,6 @@ class AtomicFileTest : public ::testing::Test {
     }
     return n;
   }
-
-  std::string m_dir;
 };
 
 TEST_F(AtomicFileTest, PiecesAppearOnlyAtCommit) {

@@ -287,8 +287,8 @@ TEST(EntryTest, StreamingALyingSizeIsABadPayload) {
   // A good checksum over a frame that decodes to more or fewer bytes than the
   // header claims: the stream reports it, and never hands on more than claimed.
   std::string payload = compressible(3 * k_stream_chunk);
-  for (uint64_t claimed : {uint64_t{0}, uint64_t{1000}, payload.size() - 1, payload.size() + 1,
-                           uint64_t{1} << 30}) {
+  for (uint64_t claimed :
+       {uint64_t{0}, uint64_t{1000}, payload.size() - 1, payload.size() + 1, uint64_t{1} << 30}) {
     std::string entry = encode_entry(EntryKind::result, payload, 3);
     set_u64(entry, 8, claimed);
     reseal(entry);

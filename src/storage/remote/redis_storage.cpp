@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "kiln/util/string.hpp"
+
 namespace kiln::storage {
 
 namespace {
@@ -242,16 +244,6 @@ expected<void, std::string> parse_tcp(std::string_view rest, RedisEndpoint* out)
   return {};
 }
 
-std::string lowercase(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string RedisEndpoint::display() const {
@@ -267,7 +259,7 @@ expected<RedisEndpoint, std::string> parse_redis_url(std::string_view url) {
   if (sep == std::string_view::npos) {
     return unexpected(std::string("the Redis URL has no scheme (want redis://host[:port][/db])"));
   }
-  std::string scheme = lowercase(url.substr(0, sep));
+  std::string scheme = util::lowercase(url.substr(0, sep));
   std::string_view rest = url.substr(sep + 3);
   bool unix_socket = scheme == "unix" || scheme == "redis+unix";
   if (scheme == "rediss") {
