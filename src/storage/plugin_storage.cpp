@@ -6,8 +6,10 @@
 #include <map>
 
 #include "kiln/storage/remote/plugin_abi.h"
+#include "kiln/storage/remote/settings_text.hpp"
 #include "kiln/util/file.hpp"
 #include "kiln/util/path.hpp"
+#include "kiln/util/string.hpp"
 
 namespace kiln::storage {
 
@@ -120,20 +122,35 @@ const kiln_remote_api* load_api(const std::string& path, std::string* error) {
 std::string default_plugin_dir() {
   std::string dir(util::dir_name(util::real_path("/proc/self/exe")));
   if (util::FileStat::of(dir + "/libkiln-remote.so").exists() ||
+      util::FileStat::of(dir + "/libkiln-http.so").exists() ||
       util::FileStat::of(dir + "/libkiln-redis.so").exists()) {
     return dir;
   }
   return util::normalize(dir + "/../lib/kiln");
 }
 
-std::string plugin_path_for(std::string_view kind, const std::string& dir) {
-  return dir + (kind == "redis" ? "/libkiln-redis.so" : "/libkiln-remote.so");
+std::string plugin_path_for(std::string_view kind, const std::string& settings,
+                            const std::string& dir) {
+  if (kind == "redis") {
+    return dir + "/libkiln-redis.so";
+  }
+  if (kind == "http") {
+    // libcurl and its ~36 libraries take ~7 ms to load; plain http needs none
+    // of them (docs/remote-storage.md).
+    std::string scheme = util::lowercase(http_settings_from_text(settings).url.substr(0, 7));
+    std::string light = dir + "/libkiln-http.so";
+    if (scheme == "http://" && util::FileStat::of(light).exists()) {
+      return light;
+    }
+  }
+  return dir + "/libkiln-remote.so";
 }
 
-expected<std::unique_ptr<Storage>, std::string> open_remote_storage(
-    std::string_view kind, const std::string& settings, const std::string& plugin_dir) {
+expected<std::unique_ptr<Storage>, std::string> open_remote_storage(std::string_view kind,
+                                                                    const std::string& settings,
+                                                                    const std::string& plugin_dir) {
   std::string error;
-  const kiln_remote_api* api = load_api(plugin_path_for(kind, plugin_dir), &error);
+  const kiln_remote_api* api = load_api(plugin_path_for(kind, settings, plugin_dir), &error);
   if (!api) {
     return unexpected(error);
   }

@@ -9,13 +9,17 @@
 
 namespace kiln::storage {
 
-// The directory of the plugins (libkiln-remote.so for S3 and HTTP,
-// libkiln-redis.so for Redis): next to the running kiln binary, else
-// <binary dir>/../lib/kiln.
+// The directory of the plugins (libkiln-remote.so for S3 and HTTPS,
+// libkiln-http.so for plain-http HTTP, libkiln-redis.so for Redis): next to
+// the running kiln binary, else <binary dir>/../lib/kiln.
 std::string default_plugin_dir();
 
-// The plugin file that serves `kind`, in `dir`.
-std::string plugin_path_for(std::string_view kind, const std::string& dir);
+// The plugin file that serves `kind` with `settings` (settings_text.hpp), in
+// `dir`: the HTTP level on an http:// URL goes to the libcurl-free
+// libkiln-http.so when it is installed, anything needing TLS or S3 to
+// libkiln-remote.so.
+std::string plugin_path_for(std::string_view kind, const std::string& settings,
+                            const std::string& dir);
 
 // Opens a remote level ("s3", "redis", "http") through its plugin in
 // `plugin_dir`, loading it on first use (dlopen, kept for the life of the

@@ -20,7 +20,7 @@ enum class TransportError {
 
 struct HttpError {
   TransportError kind = TransportError::other;
-  std::string message;  // curl's description, for the user
+  std::string message;  // the transport's description (curl's or the socket client's), for the user
 };
 
 struct HttpResponse {
@@ -67,8 +67,11 @@ struct HttpTimeouts {
   int total_ms = 5000;    // the whole request, connect included
 };
 
-// A small libcurl wrapper: one easy handle reused for every request, so
-// consecutive requests to the same server share a kept-alive connection.
+// A small HTTP client with two transports behind this one declaration, each in
+// its own library: http_client.cpp wraps libcurl (one easy handle reused for
+// every request; http, https), http_client_plain.cpp speaks HTTP/1.1 over
+// POSIX sockets (http:// only; an https URL fails with cannot_connect).
+// Consecutive requests to the same server share a kept-alive connection.
 // Redirects are not followed. Thread-compatible, not thread-safe: use one
 // client per thread.
 class HttpClient {
@@ -104,7 +107,9 @@ class HttpClient {
   static std::string url_encode(std::string_view s);
 
  private:
-  void* m_curl = nullptr;  // CURL*
+  // The transport's state, owned: CURL* (http_client.cpp) or the kept-alive
+  // connection (http_client_plain.cpp).
+  void* m_transport = nullptr;
   HttpTimeouts m_timeouts;
   int64_t m_connections_opened = 0;
 };
@@ -119,5 +124,26 @@ class HttpClient {
 std::vector<std::string> sign_aws_v4(const AwsSigning& aws, std::string_view method,
                                      std::string_view url, const std::vector<std::string>& headers,
                                      std::string_view payload_hash, int64_t unix_time);
+
+// Shared by the two transports (http_common.cpp); not for other callers.
+namespace http_detail {
+
+// Whether the request carries a body (PUT, POST, or any non-empty body).
+bool sends_body(const HttpRequest& request);
+
+// Whether `headers` ("Name: value") has one named `name` (lowercase).
+bool has_header(const std::vector<std::string>& headers, std::string_view name);
+
+// The caller's headers plus Content-Type: application/octet-stream for a body
+// without one and, when request.aws is set, the SigV4 headers (Host among
+// them) in place of a given x-amz-content-sha256.
+std::vector<std::string> request_header_lines(const HttpRequest& request);
+
+// Adds the header line "Name: value" (no CRLF) to response->headers, name
+// lowercased and value trimmed, and reserves the body for a Content-Length up
+// to 1 GiB. Returns false for a line without a colon (nothing added).
+bool add_response_header(HttpResponse* response, std::string_view line);
+
+}  // namespace http_detail
 
 }  // namespace kiln::storage

@@ -1,4 +1,4 @@
-// libkiln-remote.so: the remote backends behind the C boundary of plugin_abi.h.
+// The remote-storage plugins: the remote backends behind the C boundary of plugin_abi.h.
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -7,15 +7,19 @@
 #include "kiln/storage/remote/plugin_abi.h"
 #include "kiln/storage/remote/settings_text.hpp"
 
-// Built twice (src/storage/remote/CMakeLists.txt): libkiln-redis.so with only
-// the Redis backend (hiredis), libkiln-remote.so with S3 and HTTP (libcurl), so
-// that a Redis level never loads libcurl and its ~30 libraries.
+// Built three times (src/storage/remote/CMakeLists.txt): libkiln-redis.so with
+// only the Redis backend (hiredis), libkiln-remote.so with S3 and HTTP
+// (libcurl), and libkiln-http.so with HTTP over plain sockets (http:// only),
+// so that a Redis or plain-HTTP level never loads libcurl and its ~30 libraries.
 #ifdef KILN_PLUGIN_REDIS
 #include "kiln/storage/remote/redis_storage.hpp"
 #endif
 #ifdef KILN_PLUGIN_CURL
 #include "kiln/storage/remote/http_storage.hpp"
 #include "kiln/storage/remote/s3_storage.hpp"
+#endif
+#ifdef KILN_PLUGIN_HTTP
+#include "kiln/storage/remote/http_storage.hpp"
 #endif
 
 namespace {
@@ -41,6 +45,12 @@ void* open_remote(const char* kind, const char* settings, size_t len) {
       h->storage = std::make_unique<kiln::storage::S3Storage>(
           kiln::storage::s3_settings_from_text(text));
     } else if (k == "http") {
+      h->storage = std::make_unique<kiln::storage::HttpStorage>(
+          kiln::storage::http_settings_from_text(text));
+    }
+#endif
+#ifdef KILN_PLUGIN_HTTP
+    if (k == "http") {
       h->storage = std::make_unique<kiln::storage::HttpStorage>(
           kiln::storage::http_settings_from_text(text));
     }
