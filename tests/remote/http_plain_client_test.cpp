@@ -2,10 +2,15 @@
 // protocol cases nginx cannot produce on demand, against a scripted fake
 // server, and connection reuse against a real nginx. The HttpStorage tests of
 // http_storage_test.cpp run on this transport as well (kiln_remote_plain_tests).
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -308,10 +313,93 @@ TEST(HttpPlainClient, Ipv6LiteralIsParsed) {
 }
 
 TEST(HttpPlainClient, UnresolvableHostCannotConnect) {
-  HttpClient client;
+  HttpClient client(HttpTimeouts{1000, 2000});
+  auto start = Clock::now();
   auto r = client.get("http://no-such-host.invalid/");
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().kind, TransportError::cannot_connect) << r.error().message;
+  // NXDOMAIN, or no answer at all where the DNS is unreachable: then the
+  // lookup gives up at the connect timeout.
+  EXPECT_TRUE(r.error().kind == TransportError::cannot_connect ||
+              r.error().kind == TransportError::timeout)
+      << r.error().message;
+  EXPECT_NE(r.error().message.find("no-such-host.invalid"), std::string::npos) << r.error().message;
+  EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(1000 + 500));
+}
+
+// What the child of HungNameServerTimesOutAtTheConnectTimeout found.
+enum HungDnsOutcome {
+  k_dns_ok = 0,
+  k_dns_succeeded = 1,
+  k_dns_wrong_kind = 2,
+  k_dns_too_slow = 3,
+  k_dns_too_fast = 4,
+  k_dns_cannot_set_up = 77,
+};
+
+int hung_dns_child() {
+  // A private mount namespace in which /etc/resolv.conf names 127.0.0.77,
+  // where a UDP socket reads nothing: a DNS server that never answers.
+  if (::unshare(CLONE_NEWNS) != 0 ||
+      ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    return k_dns_cannot_set_up;
+  }
+  char conf[] = "/tmp/kiln-resolv-XXXXXX";
+  int fd = ::mkstemp(conf);
+  if (fd < 0) {
+    return k_dns_cannot_set_up;
+  }
+  std::string text = "nameserver 127.0.0.77\noptions timeout:3 attempts:2\n";
+  bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  bool mounted = written && ::mount(conf, "/etc/resolv.conf", nullptr, MS_BIND, nullptr) == 0;
+  ::unlink(conf);
+  int dns = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(53);
+  address.sin_addr.s_addr = htonl(0x7f00004d);  // 127.0.0.77
+  if (!mounted || dns < 0 ||
+      ::bind(dns, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    return k_dns_cannot_set_up;
+  }
+  HttpClient client(HttpTimeouts{400, 3000});
+  auto start = Clock::now();
+  auto r = client.get("http://kiln-hung-dns-test.example:8080/x");
+  auto elapsed = Clock::now() - start;
+  if (r) {
+    return k_dns_succeeded;
+  }
+  if (r.error().kind != TransportError::timeout) {
+    return k_dns_wrong_kind;
+  }
+  if (elapsed > std::chrono::milliseconds(1500)) {
+    return k_dns_too_slow;
+  }
+  return elapsed < std::chrono::milliseconds(390) ? k_dns_too_fast : k_dns_ok;
+}
+
+TEST(HttpPlainClient, HungNameServerTimesOutAtTheConnectTimeout) {
+  // libcurl bounds name lookups by the connect timeout; so must this client,
+  // or a dead DNS server would hold every compilation for the resolver's own
+  // timeouts (3 s x 2 attempts here). Needs root for the mount namespace and
+  // port 53, which CI has.
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::_exit(hung_dns_child());
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  int outcome = WEXITSTATUS(status);
+  if (outcome == k_dns_cannot_set_up) {
+    GTEST_SKIP() << "cannot make a private mount namespace or bind 127.0.0.77:53 here";
+  }
+  EXPECT_NE(outcome, k_dns_succeeded) << "the lookup of a name nobody answers for succeeded";
+  EXPECT_NE(outcome, k_dns_wrong_kind) << "not reported as a timeout";
+  EXPECT_NE(outcome, k_dns_too_slow) << "the lookup outlived the 400 ms connect timeout";
+  EXPECT_NE(outcome, k_dns_too_fast) << "gave up before the connect timeout";
+  EXPECT_EQ(outcome, k_dns_ok);
 }
 
 TEST(HttpPlainClient, TruncatedBodyIsAnError) {

@@ -16,8 +16,12 @@
 #include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <system_error>
+#include <thread>
 
 #include "kiln/util/string.hpp"
 
@@ -256,22 +260,86 @@ bool wait_for(int fd, short events, Clock::time_point deadline) {
   }
 }
 
+using AddressList = std::unique_ptr<addrinfo, void (*)(addrinfo*)>;
+
+// A name lookup that may outlive the wait for it: the thread that runs
+// getaddrinfo frees the result itself if nobody waits any more.
+struct PendingLookup {
+  std::mutex mutex;
+  std::condition_variable done_cv;
+  bool done = false;
+  bool abandoned = false;
+  int rc = 0;
+  int error = 0;  // errno, for EAI_SYSTEM
+  addrinfo* result = nullptr;
+};
+
+// getaddrinfo bounded by `deadline`, as libcurl's threaded resolver is: a
+// resolver that does not answer (a dead DNS server) costs the connect timeout,
+// not the resolver's own timeouts (5 s and more per attempt). IP literals
+// resolve at once, without a thread.
+expected<AddressList, HttpError> resolve(const Target& target, Clock::time_point deadline,
+                                         int connect_ms) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(target.host.c_str(), target.port.c_str(), &hints, &found) == 0) {
+    return AddressList(found, ::freeaddrinfo);
+  }
+  auto lookup = std::make_shared<PendingLookup>();
+  try {
+    std::thread([lookup, host = target.host, port = target.port] {
+      addrinfo hints{};
+      hints.ai_family = AF_UNSPEC;
+      hints.ai_socktype = SOCK_STREAM;
+      hints.ai_flags = AI_NUMERICSERV;
+      addrinfo* result = nullptr;
+      int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &result);
+      int error = errno;
+      std::lock_guard<std::mutex> lock(lookup->mutex);
+      if (lookup->abandoned) {
+        if (rc == 0) {
+          ::freeaddrinfo(result);
+        }
+        return;
+      }
+      lookup->rc = rc;
+      lookup->error = error;
+      lookup->result = rc == 0 ? result : nullptr;
+      lookup->done = true;
+      lookup->done_cv.notify_one();
+    }).detach();
+  } catch (const std::system_error& e) {
+    return unexpected(HttpError{
+        TransportError::other, "cannot start the name lookup of " + target.host + ": " + e.what()});
+  }
+  std::unique_lock<std::mutex> lock(lookup->mutex);
+  if (!lookup->done_cv.wait_until(lock, deadline, [&] { return lookup->done; })) {
+    lookup->abandoned = true;
+    return unexpected(HttpError{
+        TransportError::timeout,
+        "resolving " + target.host + " timed out after " + std::to_string(connect_ms) + " ms"});
+  }
+  if (lookup->rc != 0) {
+    std::string why =
+        lookup->rc == EAI_SYSTEM ? errno_text(lookup->error) : ::gai_strerror(lookup->rc);
+    return unexpected(
+        HttpError{TransportError::cannot_connect, "cannot resolve " + target.host + ": " + why});
+  }
+  return AddressList(lookup->result, ::freeaddrinfo);
+}
+
 // Opens a non-blocking TCP connection to the target, trying every address
 // the name resolves to until `connect_deadline`.
 expected<int, HttpError> connect_to(const Target& target, Clock::time_point connect_deadline,
                                     int connect_ms) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  int rc = ::getaddrinfo(target.host.c_str(), target.port.c_str(), &hints, &found);
-  if (rc != 0) {
-    std::string why = rc == EAI_SYSTEM ? errno_text(errno) : ::gai_strerror(rc);
-    return unexpected(
-        HttpError{TransportError::cannot_connect, "cannot resolve " + target.host + ": " + why});
+  auto resolved = resolve(target, connect_deadline, connect_ms);
+  if (!resolved) {
+    return unexpected(resolved.error());
   }
-  std::unique_ptr<addrinfo, void (*)(addrinfo*)> addresses(found, ::freeaddrinfo);
+  addrinfo* found = resolved->get();
   int last_error = ECONNREFUSED;
   for (addrinfo* a = found; a; a = a->ai_next) {
     int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
