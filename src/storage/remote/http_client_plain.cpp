@@ -4,7 +4,6 @@
 // http_common.cpp has the parts shared with the libcurl transport.
 #include "kiln/storage/remote/http_client.hpp"
 
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -16,20 +15,20 @@
 #include <cctype>
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
 #include <memory>
-#include <mutex>
-#include <system_error>
-#include <thread>
 
+#include "kiln/storage/remote/http_plain.hpp"
 #include "kiln/util/string.hpp"
 
 namespace kiln::storage {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using plain::Clock;
+using plain::errno_text;
+using plain::hex_value;
+using plain::wait_for;
 
 // Large reads keep the recv calls few for values of megabytes.
 constexpr size_t k_read_buffer_size = 256 * 1024;
@@ -44,172 +43,6 @@ bool has_token(std::string_view value, std::string_view token) {
     }
   }
   return false;
-}
-
-std::string errno_text(int error) {
-  return std::strerror(error);
-}
-
-// The parts of an http:// URL the transport needs.
-struct Target {
-  std::string host;         // for getaddrinfo: an IPv6 literal without brackets
-  std::string host_port;    // "host:port" (brackets kept), for messages and reuse
-  std::string host_header;  // the Host header: the host as written, ":port" unless 80
-  std::string port;
-  std::string path;      // "/path?query", what the request line asks for
-  std::string userinfo;  // "user:password" (still percent-encoded) or ""
-};
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-std::string base64(std::string_view s) {
-  static constexpr char k_alphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (size_t i = 0; i < s.size(); i += 3) {
-    uint32_t n = static_cast<uint32_t>(static_cast<unsigned char>(s[i])) << 16;
-    if (i + 1 < s.size()) {
-      n |= static_cast<uint32_t>(static_cast<unsigned char>(s[i + 1])) << 8;
-    }
-    if (i + 2 < s.size()) {
-      n |= static_cast<unsigned char>(s[i + 2]);
-    }
-    out += k_alphabet[(n >> 18) & 63];
-    out += k_alphabet[(n >> 12) & 63];
-    out += i + 1 < s.size() ? k_alphabet[(n >> 6) & 63] : '=';
-    out += i + 2 < s.size() ? k_alphabet[n & 63] : '=';
-  }
-  return out;
-}
-
-// http://[user:password@]host[:port][/path][?query][#fragment]; the host is a
-// name, an IPv4 literal or an IPv6 literal in brackets.
-expected<Target, HttpError> parse_url(std::string_view url) {
-  auto scheme_end = url.find("://");
-  std::string scheme = util::lowercase(url.substr(0, scheme_end));
-  if (scheme_end == std::string_view::npos || scheme != "http") {
-    if (scheme == "https") {
-      return unexpected(HttpError{TransportError::cannot_connect,
-                                  "https:// needs libkiln-remote.so (libcurl); this client "
-                                  "(libkiln-http.so) speaks plain http:// only"});
-    }
-    return unexpected(HttpError{TransportError::other, "unsupported URL (only http://): " +
-                                                           std::string(url.substr(0, 200))});
-  }
-  std::string_view rest = url.substr(scheme_end + 3);
-  rest = rest.substr(0, rest.find('#'));
-  size_t path_start = std::min(rest.find('/'), rest.find('?'));
-  std::string_view authority = rest.substr(0, path_start);
-  Target t;
-  if (path_start != std::string_view::npos) {
-    t.path = rest.substr(path_start);
-  }
-  if (t.path.empty() || t.path[0] == '?') {
-    t.path.insert(0, "/");
-  }
-  if (auto at = authority.rfind('@'); at != std::string_view::npos) {
-    t.userinfo = authority.substr(0, at);
-    authority.remove_prefix(at + 1);
-  }
-  std::string_view host;
-  std::string_view port;
-  if (authority.starts_with('[')) {
-    auto close = authority.find(']');
-    if (close == std::string_view::npos) {
-      return unexpected(HttpError{TransportError::other, "malformed IPv6 host in URL"});
-    }
-    host = authority.substr(0, close + 1);
-    t.host = authority.substr(1, close - 1);
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty() && !after.starts_with(':')) {
-      return unexpected(HttpError{TransportError::other, "malformed host in URL"});
-    }
-    port = after.empty() ? "" : after.substr(1);
-  } else {
-    auto colon = authority.find(':');
-    host = authority.substr(0, colon);
-    t.host = host;
-    port = colon == std::string_view::npos ? "" : authority.substr(colon + 1);
-  }
-  if (t.host.empty()) {
-    return unexpected(HttpError{TransportError::other, "no host in URL"});
-  }
-  int port_number = 80;
-  if (!port.empty()) {
-    auto n = util::parse_int(port);
-    bool digits = std::all_of(port.begin(), port.end(),
-                              [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
-    if (!n || !digits || *n < 1 || *n > 65535) {
-      return unexpected(HttpError{TransportError::other,
-                                  "invalid port in URL: " + std::string(port.substr(0, 20))});
-    }
-    port_number = static_cast<int>(*n);
-  }
-  t.port = std::to_string(port_number);
-  t.host_port = std::string(host) + ":" + t.port;
-  t.host_header = port_number == 80 ? std::string(host) : t.host_port;
-  return t;
-}
-
-// The request line and headers, up to the empty line.
-expected<std::string, HttpError> request_head(const HttpRequest& request, const Target& target) {
-  std::vector<std::string> lines = http_detail::request_header_lines(request);
-  std::string head = request.method + " " + target.path + " HTTP/1.1\r\n";
-  if (!http_detail::has_header(lines, "host")) {
-    head += "Host: " + target.host_header + "\r\n";
-  }
-  if (!http_detail::has_header(lines, "user-agent")) {
-    head += "User-Agent: kiln\r\n";
-  }
-  if (!target.userinfo.empty() && !http_detail::has_header(lines, "authorization")) {
-    auto colon = target.userinfo.find(':');
-    std::string credentials = percent_decode(target.userinfo.substr(0, colon));
-    credentials += ":";
-    if (colon != std::string::npos) {
-      credentials += percent_decode(target.userinfo.substr(colon + 1));
-    }
-    head += "Authorization: Basic " + base64(credentials) + "\r\n";
-  }
-  for (const auto& line : lines) {
-    if (line.find_first_of("\r\n") != std::string::npos) {
-      return unexpected(HttpError{TransportError::other, "a request header has a line break"});
-    }
-    auto colon = line.find(':');
-    if (colon == std::string::npos) {
-      continue;
-    }
-    // As with curl, "Name:" sends nothing; Content-Length is ours to set.
-    std::string_view value = util::trim(std::string_view(line).substr(colon + 1));
-    std::string name = util::lowercase(util::trim(std::string_view(line).substr(0, colon)));
-    if (value.empty() || name == "content-length" || name == "transfer-encoding") {
-      continue;
-    }
-    head += line + "\r\n";
-  }
-  if (http_detail::sends_body(request)) {
-    head += "Content-Length: " + std::to_string(request.body.size()) + "\r\n";
-  }
-  head += "\r\n";
-  return head;
 }
 
 // The kept-alive connection and its read buffer, kept between requests.
@@ -232,149 +65,6 @@ struct Connection {
     end = 0;
   }
 };
-
-int ms_until(Clock::time_point deadline) {
-  auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  return left > 0 ? static_cast<int>(std::min<int64_t>(left, 1 << 30)) : 0;
-}
-
-// Waits until `fd` is ready for `events` or the deadline passes. Returns
-// false on timeout; errors and hang-ups count as ready (the next call reports them).
-bool wait_for(int fd, short events, Clock::time_point deadline) {
-  for (;;) {
-    int left = ms_until(deadline);
-    if (left == 0) {
-      return false;
-    }
-    pollfd p{fd, events, 0};
-    int n = ::poll(&p, 1, left);
-    if (n > 0) {
-      return true;
-    }
-    if (n == 0) {
-      return false;
-    }
-    if (errno != EINTR) {
-      return true;
-    }
-  }
-}
-
-using AddressList = std::unique_ptr<addrinfo, void (*)(addrinfo*)>;
-
-// A name lookup that may outlive the wait for it: the thread that runs
-// getaddrinfo frees the result itself if nobody waits any more.
-struct PendingLookup {
-  std::mutex mutex;
-  std::condition_variable done_cv;
-  bool done = false;
-  bool abandoned = false;
-  int rc = 0;
-  int error = 0;  // errno, for EAI_SYSTEM
-  addrinfo* result = nullptr;
-};
-
-// getaddrinfo bounded by `deadline`, as libcurl's threaded resolver is: a
-// resolver that does not answer (a dead DNS server) costs the connect timeout,
-// not the resolver's own timeouts (5 s and more per attempt). IP literals
-// resolve at once, without a thread.
-expected<AddressList, HttpError> resolve(const Target& target, Clock::time_point deadline,
-                                         int connect_ms) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
-  addrinfo* found = nullptr;
-  if (::getaddrinfo(target.host.c_str(), target.port.c_str(), &hints, &found) == 0) {
-    return AddressList(found, ::freeaddrinfo);
-  }
-  auto lookup = std::make_shared<PendingLookup>();
-  try {
-    std::thread([lookup, host = target.host, port = target.port] {
-      addrinfo hints{};
-      hints.ai_family = AF_UNSPEC;
-      hints.ai_socktype = SOCK_STREAM;
-      hints.ai_flags = AI_NUMERICSERV;
-      addrinfo* result = nullptr;
-      int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &result);
-      int error = errno;
-      std::lock_guard<std::mutex> lock(lookup->mutex);
-      if (lookup->abandoned) {
-        if (rc == 0) {
-          ::freeaddrinfo(result);
-        }
-        return;
-      }
-      lookup->rc = rc;
-      lookup->error = error;
-      lookup->result = rc == 0 ? result : nullptr;
-      lookup->done = true;
-      lookup->done_cv.notify_one();
-    }).detach();
-  } catch (const std::system_error& e) {
-    return unexpected(HttpError{
-        TransportError::other, "cannot start the name lookup of " + target.host + ": " + e.what()});
-  }
-  std::unique_lock<std::mutex> lock(lookup->mutex);
-  if (!lookup->done_cv.wait_until(lock, deadline, [&] { return lookup->done; })) {
-    lookup->abandoned = true;
-    return unexpected(HttpError{
-        TransportError::timeout,
-        "resolving " + target.host + " timed out after " + std::to_string(connect_ms) + " ms"});
-  }
-  if (lookup->rc != 0) {
-    std::string why =
-        lookup->rc == EAI_SYSTEM ? errno_text(lookup->error) : ::gai_strerror(lookup->rc);
-    return unexpected(
-        HttpError{TransportError::cannot_connect, "cannot resolve " + target.host + ": " + why});
-  }
-  return AddressList(lookup->result, ::freeaddrinfo);
-}
-
-// Opens a non-blocking TCP connection to the target, trying every address
-// the name resolves to until `connect_deadline`.
-expected<int, HttpError> connect_to(const Target& target, Clock::time_point connect_deadline,
-                                    int connect_ms) {
-  auto resolved = resolve(target, connect_deadline, connect_ms);
-  if (!resolved) {
-    return unexpected(resolved.error());
-  }
-  addrinfo* found = resolved->get();
-  int last_error = ECONNREFUSED;
-  for (addrinfo* a = found; a; a = a->ai_next) {
-    int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) {
-      last_error = errno;
-      continue;
-    }
-    int error = 0;
-    if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
-      error = errno;
-      if (error == EINPROGRESS) {
-        if (!wait_for(fd, POLLOUT, connect_deadline)) {
-          ::close(fd);
-          return unexpected(HttpError{TransportError::timeout,
-                                      "connecting to " + target.host_port + " timed out after " +
-                                          std::to_string(connect_ms) + " ms"});
-        }
-        socklen_t length = sizeof(error);
-        if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) {
-          error = errno;
-        }
-      }
-    }
-    if (error == 0) {
-      int one = 1;
-      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-      return fd;
-    }
-    ::close(fd);
-    last_error = error;
-  }
-  return unexpected(
-      HttpError{TransportError::cannot_connect,
-                "cannot connect to " + target.host_port + ": " + errno_text(last_error)});
-}
 
 // One request and its response on one connection, all under one deadline.
 class Exchange {
@@ -687,11 +377,11 @@ HttpClient::~HttpClient() {
 expected<HttpResponse, HttpError> HttpClient::perform(const HttpRequest& request) {
   auto& connection = *static_cast<Connection*>(m_transport);
   auto deadline = Clock::now() + std::chrono::milliseconds(m_timeouts.total_ms);
-  auto target = parse_url(request.url);
+  auto target = plain::parse_url(request.url);
   if (!target) {
     return unexpected(target.error());
   }
-  auto head = request_head(request, *target);
+  auto head = plain::request_head(request, *target);
   if (!head) {
     return unexpected(head.error());
   }
@@ -703,8 +393,8 @@ expected<HttpResponse, HttpError> HttpClient::perform(const HttpRequest& request
       connection.close();
       auto connect_deadline =
           std::min(deadline, Clock::now() + std::chrono::milliseconds(m_timeouts.connect_ms));
-      auto fd = connect_to(*target, connect_deadline,
-                           std::min(m_timeouts.connect_ms, m_timeouts.total_ms));
+      auto fd = plain::connect_to(*target, connect_deadline,
+                                  std::min(m_timeouts.connect_ms, m_timeouts.total_ms));
       if (!fd) {
         return unexpected(fd.error());
       }
