@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kiln/util/file.hpp"
+#include "temp_dir.hpp"
 
 namespace kiln::storage {
 namespace {
@@ -19,18 +20,8 @@ namespace {
 constexpr int64_t k_second = 1000000000;
 constexpr int64_t k_now = int64_t{1700000000} * k_second;
 
-class CleanupTest : public ::testing::Test {
+class CleanupTest : public kiln::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/kiln-cleanup-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    m_dir = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(m_dir, ec);
-  }
-
   // A 64-hex-digit name made from `n`.
   static std::string hex_of(int n) {
     char buf[17];
@@ -61,8 +52,6 @@ class CleanupTest : public ::testing::Test {
   bool exists(const std::string& relative) {
     return util::FileStat::lof(m_dir + "/" + relative).exists();
   }
-
-  std::string m_dir;
 };
 
 TEST_F(CleanupTest, MissingDirectoryIsEmpty) {

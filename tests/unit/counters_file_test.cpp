@@ -10,24 +10,18 @@
 #include <vector>
 
 #include "kiln/util/file.hpp"
+#include "temp_dir.hpp"
 
 namespace kiln::util {
 namespace {
 
-class CountersFileTest : public ::testing::Test {
+class CountersFileTest : public kiln::testing::TempDirTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/kiln-counters-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    m_dir = tmpl;
+    TempDirTest::SetUp();
     m_path = m_dir + "/stats";
   }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(m_dir, ec);
-  }
 
-  std::string m_dir;
   std::string m_path;
 };
 

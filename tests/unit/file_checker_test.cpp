@@ -9,6 +9,7 @@
 
 #include "kiln/util/file.hpp"
 #include "kiln/util/hash.hpp"
+#include "temp_dir.hpp"
 
 namespace kiln::cache {
 namespace {
@@ -61,18 +62,8 @@ TEST(FileCheckerTest, ScanOnlyAddsFlags) {
   EXPECT_TRUE(info.has_date);
 }
 
-class FileCheckerFsTest : public ::testing::Test {
+class FileCheckerFsTest : public kiln::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/kiln-file-checker-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    m_dir = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(m_dir, ec);
-  }
-  std::string m_dir;
 };
 
 TEST_F(FileCheckerFsTest, HashesContentOnceAndFindsMacros) {

@@ -14,29 +14,16 @@
 #include "kiln/storage/entry.hpp"
 #include "kiln/util/file.hpp"
 #include "kiln/util/hash.hpp"
+#include "temp_dir.hpp"
 
 namespace kiln::storage {
 namespace {
 
-class LocalStorageTest : public ::testing::Test {
+class LocalStorageTest : public kiln::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/kiln-local-storage-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    m_dir = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::permissions(m_dir, std::filesystem::perms::owner_all,
-                                 std::filesystem::perm_options::add, ec);
-    std::filesystem::remove_all(m_dir, ec);
-  }
-
   static Key key_of(std::string_view text, EntryKind kind = EntryKind::result) {
     return Key{util::Hasher().update(text).finish(), kind};
   }
-
-  std::string m_dir;
 };
 
 TEST_F(LocalStorageTest, KeyNamesAndLayout) {

@@ -12,6 +12,7 @@
 
 #include "kiln/util/file.hpp"
 #include "kiln/util/hash.hpp"
+#include "temp_dir.hpp"
 
 namespace kiln::cache {
 namespace {
@@ -22,18 +23,8 @@ util::Digest key(int n) {
   return util::Hasher().field(int64_t{n}).finish();
 }
 
-class ManifestTest : public ::testing::Test {
+class ManifestTest : public kiln::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/kiln-manifest-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    m_dir = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(m_dir, ec);
-  }
-
   std::string path(const std::string& name) const { return m_dir + "/" + name; }
 
   void write(const std::string& name, const std::string& content) {
@@ -78,8 +69,6 @@ class ManifestTest : public ::testing::Test {
     FileChecker checker(m_dir);
     return m.lookup(checker, today, rehashed);
   }
-
-  std::string m_dir;
 };
 
 TEST_F(ManifestTest, EmptyManifestMatchesNothing) {

@@ -10,6 +10,7 @@
 
 #include "kiln/util/counters_file.hpp"
 #include "kiln/util/file.hpp"
+#include "temp_dir.hpp"
 
 namespace kiln::cache {
 namespace {
@@ -19,23 +20,9 @@ int64_t get(const util::Counters& c, const std::string& name) {
   return it == c.end() ? 0 : it->second;
 }
 
-class StatsTest : public ::testing::Test {
+class StatsTest : public kiln::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/kiln-stats-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    m_dir = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::permissions(m_dir, std::filesystem::perms::owner_all,
-                                 std::filesystem::perm_options::add, ec);
-    std::filesystem::remove_all(m_dir, ec);
-  }
-
   std::string shard(int n) const { return m_dir + "/stats/" + "0123456789abcdef"[n]; }
-
-  std::string m_dir;
 };
 
 TEST_F(StatsTest, CounterNamesAreDistinctSnakeCase) {

@@ -17,7 +17,10 @@ class TempDirTest : public ::testing::Test {
     m_dir = pattern;
   }
   void TearDown() override {
+    // Tests may take away write permission; removal needs it back.
     std::error_code ec;
+    std::filesystem::permissions(m_dir, std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::add, ec);
     std::filesystem::remove_all(m_dir, ec);
   }
 
