@@ -48,8 +48,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
 from common import (BUILD_TYPE, LoadProbe, compare, summarize,  # noqa: E402
                     write_gen_project)
+from remote_servers import find_program, free_port, port_open  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KILN = ROOT / "build" / "bin" / "kiln"
@@ -74,24 +76,6 @@ def log(msg: str = "") -> None:
 
 # --------------------------------------------------------------------------
 # servers on 127.0.0.1, each in its own process group, killed with us
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-def find_program(name: str) -> str | None:
-    return shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
 
 
 class Server:

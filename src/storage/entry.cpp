@@ -76,7 +76,8 @@ std::string encode_entry(EntryKind kind, std::string_view payload, int level) {
   return out;
 }
 
-expected<CheckedEntry, EntryError> check_entry(std::string_view bytes, EntryKind kind) {
+expected<CheckedEntry, EntryError> check_entry(std::string_view bytes, EntryKind kind,
+                                               bool verify_checksum) {
   if (bytes.size() < k_header_size + k_trailer_size) {
     return unexpected(EntryError::truncated);
   }
@@ -97,7 +98,7 @@ expected<CheckedEntry, EntryError> check_entry(std::string_view bytes, EntryKind
     return unexpected(EntryError::bad_payload);
   }
   std::string_view checked = bytes.substr(0, k_header_size + stored_size);
-  if (util::checksum64(checked) != get_u64(bytes, k_header_size + stored_size)) {
+  if (verify_checksum && util::checksum64(checked) != get_u64(bytes, k_header_size + stored_size)) {
     return unexpected(EntryError::bad_checksum);
   }
   if (static_cast<uint8_t>(bytes[5]) != static_cast<uint8_t>(kind)) {

@@ -42,8 +42,10 @@ struct CheckedEntry {
 };
 
 // Checks the frame, the kind and the checksum of `bytes` without decoding the
-// payload (cheap: XXH3 over the stored bytes).
-expected<CheckedEntry, EntryError> check_entry(std::string_view bytes, EntryKind kind);
+// payload (cheap: XXH3 over the stored bytes). verify_checksum = false skips
+// the XXH3 pass, only for bytes that this process has checked already.
+expected<CheckedEntry, EntryError> check_entry(std::string_view bytes, EntryKind kind,
+                                               bool verify_checksum = true);
 
 // How stream_payload ended.
 enum class StreamEnd { done, stopped, bad_payload };

@@ -283,6 +283,18 @@ TEST(EntryTest, CheckRefusesWhatDecodeRefuses) {
   EXPECT_FALSE(check_entry(entry.substr(0, entry.size() - 1), EntryKind::result));
 }
 
+TEST(EntryTest, CheckCanSkipTheChecksumOfBytesCheckedBefore) {
+  std::string entry = encode_entry(EntryKind::result, compressible(9000), 1);
+  entry[entry.size() - 1] = static_cast<char>(entry[entry.size() - 1] ^ 0x01);
+  EXPECT_EQ(check_entry(entry, EntryKind::result).error(), EntryError::bad_checksum);
+  auto unverified = check_entry(entry, EntryKind::result, /*verify_checksum=*/false);
+  ASSERT_TRUE(unverified);
+  EXPECT_EQ(unverified->payload_size, 9000u);
+  // The frame itself is still checked.
+  EXPECT_FALSE(check_entry(entry, EntryKind::manifest, false));
+  EXPECT_FALSE(check_entry(entry.substr(0, 20), EntryKind::result, false));
+}
+
 TEST(EntryTest, StreamingALyingSizeIsABadPayload) {
   // A good checksum over a frame that decodes to more or fewer bytes than the
   // header claims: the stream reports it, and never hands on more than claimed.
