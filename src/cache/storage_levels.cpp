@@ -135,14 +135,17 @@ std::vector<storage::StorageChain::LevelSpec> storage_levels(const Config& c,
     }
     std::string settings;
     if (name == "s3") {
-      settings = storage::to_text(s3_settings(c));
-      spec.read_only = c.read_only || c.s3_read_only;
+      auto s3 = s3_settings(c);
+      spec.read_only = s3.common.read_only;
+      settings = storage::to_text(s3);
     } else if (name == "redis") {
-      settings = storage::to_text(redis_settings(c));
-      spec.read_only = c.read_only || c.redis_read_only;
+      auto redis = redis_settings(c);
+      spec.read_only = redis.common.read_only;
+      settings = storage::to_text(redis);
     } else {
-      settings = storage::to_text(http_settings(c));
-      spec.read_only = c.read_only || c.http_read_only;
+      auto http = http_settings(c);
+      spec.read_only = http.common.read_only;
+      settings = storage::to_text(http);
     }
     spec.open = [name, settings, plugin_dir]() {
       return storage::open_remote_storage(
