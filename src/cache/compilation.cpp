@@ -39,6 +39,8 @@ Counter counter_for(compiler::Uncacheable u) {
       return Counter::no_output;
     case Uncacheable::dependency_env:
       return Counter::dependency_env;
+    case Uncacheable::unknown_option:
+      return Counter::unknown_option;
   }
   return Counter::error_internal;
 }
@@ -64,6 +66,7 @@ Outcome Compilation::run() {
     outcome = fall_back(Counter::error_internal, "unknown exception");
   }
   merge_storage_counters();
+  m_tracer.reset();  // removes the trace file before main() may exec the compiler
   return outcome;
 }
 
@@ -167,10 +170,14 @@ Outcome Compilation::run_pipeline() {
       return Outcome{Outcome::Kind::done, run->exit_code};
     }
     m_stats.add(Counter::miss);
-    auto depfile = util::read_file(util::absolute(m_args.depfile, m_inv.cwd));
+    auto depfile = util::read_file(util::join_path(m_inv.cwd, m_args.depfile));
     if (depfile) {
       Includes includes = collect_includes(parse_depfile(*depfile).prerequisites);
-      to_cache(depend_result_key(includes), *run, &includes);
+      if (auto reason = refusal(&includes, true)) {
+        m_stats.add(*reason);
+      } else {
+        to_cache(depend_result_key(includes), *run, &includes);
+      }
     } else {
       m_stats.add(Counter::missing_output);
     }
@@ -178,22 +185,21 @@ Outcome Compilation::run_pipeline() {
     return Outcome{Outcome::Kind::done, 0};
   }
 
-  // Preprocessor mode: the key is the hash of the preprocessed source.
-  auto cpp = util::run_capture(m_args.preprocess_argv(m_compiler.path));
+  // Preprocessor mode: the key is the hash of the preprocessed source and of
+  // the files it was made from.
+  auto cpp = run_traced(m_args.preprocess_argv(m_compiler.path));
   if (!cpp || cpp->exit_code != 0) {
     return fall_back(Counter::preprocessor_failed);
   }
-  util::Digest result_key = cpp_result_key(*cpp);
-  std::optional<Includes> includes;
-  if (m_manifest_key) {
-    includes = collect_includes(includes_from_cpp_output(cpp->out));
-  }
-  if (!m_cfg.recache) {
+  Includes includes = collect_includes(includes_from_cpp_output(cpp->out));
+  util::Digest result_key = cpp_result_key(*cpp, includes);
+  // What the preprocessor read or asked for decides whether its output can
+  // name a result at all: if not, the compiler runs and nothing is stored.
+  std::optional<Counter> refused = refusal(&includes, false);
+  if (!m_cfg.recache && !refused) {
     if (auto result = load_result(result_key)) {
       if (replay(*result, result_key)) {
-        if (includes) {
-          update_manifest(result_key, *includes);
-        }
+        update_manifest(result_key, includes);
         m_stats.add(Counter::preprocessed_hit);
         m_log.event("hit", {{"mode", "preprocessed"}});
         return Outcome{Outcome::Kind::done, 0};
@@ -210,7 +216,17 @@ Outcome Compilation::run_pipeline() {
     return Outcome{Outcome::Kind::done, run->exit_code};
   }
   m_stats.add(Counter::miss);
-  to_cache(result_key, *run, includes ? &*includes : nullptr);
+  // The compile's trace adds to the preprocessor's.
+  Includes after = includes;
+  after.dirs.clear();
+  if (!refused) {
+    refused = refusal(&after, true);
+  }
+  if (refused) {
+    m_stats.add(*refused);
+  } else {
+    to_cache(result_key, *run, &after);
+  }
   write_output(*run);
   return Outcome{Outcome::Kind::done, 0};
 }

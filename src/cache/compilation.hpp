@@ -10,6 +10,7 @@
 #include "kiln/cache/manifest.hpp"
 #include "kiln/cache/result.hpp"
 #include "kiln/cache/stats.hpp"
+#include "kiln/cache/trace.hpp"
 #include "kiln/compiler/args.hpp"
 #include "kiln/compiler/compiler_info.hpp"
 #include "kiln/storage/chain.hpp"
@@ -42,6 +43,7 @@ struct Outcome {
 //   key.cpp           hash_common_info, manifest and result keys
 //   lookup.cpp        from_cache: manifest and result look-ups
 //   to_cache.cpp      run_compiler, collect_includes, to_cache
+//   trace_check.cpp   what the compiler looked at: watched names, refusals
 //   replay.cpp        writing a result's files and output
 // Never throws: internal failures become Outcome::fall_back and a counter.
 class Compilation {
@@ -75,7 +77,9 @@ class Compilation {
   // False if the source uses __TIME__ (not cacheable).
   bool calculate_manifest_key();
   util::Digest depend_result_key(const Includes& includes) const;
-  util::Digest cpp_result_key(const util::RunResult& cpp) const;
+  util::Digest cpp_result_key(const util::RunResult& cpp, const Includes& includes) const;
+  // The tools a -B directory may provide, as paths (existing or not).
+  std::vector<std::string> tool_files() const;
   int64_t today() const;
 
   // lookup.cpp
@@ -94,13 +98,23 @@ class Compilation {
   void refresh_manifest(Manifest& manifest, const std::vector<uint32_t>& files);
 
   // to_cache.cpp
+  // Runs `argv` traced when kiln can trace it (m_tracer).
+  expected<util::RunResult, int> run_traced(const std::vector<std::string>& argv);
   expected<util::RunResult, int> run_compiler();
   Includes collect_includes(const std::vector<std::string>& paths);
+  // Why the result of this compilation (or, with compiled false, of its
+  // preprocessing) must not be stored: the includes' flags, then the trace
+  // (watched names are added to *includes). nullopt: it may be stored.
+  std::optional<Counter> refusal(Includes* includes, bool compiled);
   // Stores the result of a successful compile; returns false if it was not stored.
   bool to_cache(const util::Digest& result_key, const util::RunResult& run,
                 const Includes* includes);
   void update_manifest(const util::Digest& result_key, const Includes& includes);
-  std::string stored_path(const std::string& path) const;
+
+  // trace_check.cpp
+  std::vector<std::string> expected_outputs() const;
+  void watch_absent(const Trace& trace, Includes* inc);
+  std::optional<Counter> vet_trace(const Trace& trace, const Includes& inc, bool compiled);
 
   // replay.cpp
   // Decodes a result entry into the outputs; false (nothing put in place)
@@ -115,7 +129,8 @@ class Compilation {
   util::Logger& m_log;
   compiler::CompilerInfo m_compiler;
   compiler::ProcessedArgs m_args;
-  FileChecker m_checker;
+  mutable FileChecker m_checker;  // a memo of stats and hashes
+  std::unique_ptr<Tracer> m_tracer;
   std::unique_ptr<storage::LocalStorage> m_local;
   std::unique_ptr<storage::StorageChain> m_chain;
   std::optional<Manifest> m_manifest;  // as loaded by the direct-mode look-up

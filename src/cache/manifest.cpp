@@ -10,7 +10,7 @@ namespace kiln::cache {
 
 namespace {
 
-constexpr uint32_t k_manifest_version = 1;
+constexpr uint32_t k_manifest_version = 2;
 
 bool stat_matches(const Manifest::FileRecord& f, const util::FileStat& st) {
   return f.has_stat && st.dev == f.dev && st.ino == f.ino && st.size == f.size &&
@@ -20,7 +20,7 @@ bool stat_matches(const Manifest::FileRecord& f, const util::FileStat& st) {
 bool dir_matches(const Manifest::DirRecord& d, FileChecker& checker) {
   const util::FileStat& st = checker.stat(d.path);
   if (d.missing ? !st.exists()
-                : (st.is_directory() && st.dev == d.dev && st.ino == d.ino &&
+                : (d.trusted && st.is_directory() && st.dev == d.dev && st.ino == d.ino &&
                    st.mtime_ns == d.mtime_ns && st.ctime_ns == d.ctime_ns)) {
     return true;  // nothing was added or removed
   }
@@ -38,13 +38,13 @@ auto file_tuple(const Manifest::FileRecord& f) {
 }
 
 auto dir_tuple(const Manifest::DirRecord& d) {
-  return std::tuple(d.path, d.missing, d.dev, d.ino, d.mtime_ns, d.ctime_ns, d.absent);
+  return std::tuple(d.path, d.missing, d.trusted, d.dev, d.ino, d.mtime_ns, d.ctime_ns, d.absent);
 }
 
 }  // namespace
 
 Manifest::DirRecord Manifest::dir_record(const std::string& path, std::vector<std::string> absent,
-                                         FileChecker& checker) {
+                                         FileChecker& checker, int64_t trust_before_ns) {
   DirRecord d;
   d.path = path;
   d.absent = std::move(absent);
@@ -57,6 +57,7 @@ Manifest::DirRecord Manifest::dir_record(const std::string& path, std::vector<st
   d.ino = st.ino;
   d.mtime_ns = st.mtime_ns;
   d.ctime_ns = st.ctime_ns;
+  d.trusted = st.mtime_ns < trust_before_ns && st.ctime_ns < trust_before_ns;
   return d;
 }
 
@@ -216,6 +217,7 @@ std::string Manifest::serialize() const {
   for (const auto& d : m_dirs) {
     w.bytes(d.path);
     w.u8(d.missing ? 1 : 0);
+    w.u8(d.trusted ? 1 : 0);
     w.u64(d.dev);
     w.u64(d.ino);
     w.i64(d.mtime_ns);
@@ -270,6 +272,7 @@ std::optional<Manifest> Manifest::parse(std::string_view payload) {
   for (auto& d : m.m_dirs) {
     d.path = r.bytes();
     d.missing = r.u8() != 0;
+    d.trusted = r.u8() != 0;
     d.dev = r.u64();
     d.ino = r.u64();
     d.mtime_ns = r.i64();

@@ -25,12 +25,13 @@ class Manifest {
     uint64_t dev = 0, ino = 0;
     int64_t size = 0, mtime_ns = 0, ctime_ns = 0;
   };
-  // A directory where files must stay absent for the include lookup to
-  // resolve as it did: names that would shadow an included header. Checked
-  // only when the directory's stat changed (see docs/direct-mode.md).
+  // A directory where files must stay absent for the compiler to do what it
+  // did: names it looked up and did not find (docs/direct-mode.md). Checked
+  // name by name when the directory's stat changed or was not trusted.
   struct DirRecord {
     std::string path;
     bool missing = false;  // the directory did not exist
+    bool trusted = false;  // its stat was old enough to vouch for its contents
     uint64_t dev = 0, ino = 0;
     int64_t mtime_ns = 0, ctime_ns = 0;
     std::vector<std::string> absent;  // relative to path
@@ -72,9 +73,10 @@ class Manifest {
   std::string serialize() const;
   static std::optional<Manifest> parse(std::string_view payload);
 
-  // A record of directory `path` (as stored) as it is now.
+  // A record of directory `path` (as stored) as it is now; its stat is
+  // trusted only if the directory changed before `trust_before_ns`.
   static DirRecord dir_record(const std::string& path, std::vector<std::string> absent,
-                              FileChecker& checker);
+                              FileChecker& checker, int64_t trust_before_ns);
 
  private:
   uint32_t intern(const FileRecord& f);

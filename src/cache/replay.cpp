@@ -26,6 +26,8 @@ struct Destinations {
   std::string depfile;
   std::string dwo;
   std::string gcno;
+  std::string stack_usage;
+  std::string callgraph;
 };
 
 class ReplaySink : public ResultSink {
@@ -61,6 +63,12 @@ class ReplaySink : public ResultSink {
       case FileType::gcno:
         path = &m_dest.gcno;
         break;
+      case FileType::stack_usage:
+        path = &m_dest.stack_usage;
+        break;
+      case FileType::callgraph:
+        path = &m_dest.callgraph;
+        break;
       case FileType::out:
         m_memory = &m_stdout;
         return true;
@@ -90,7 +98,9 @@ class ReplaySink : public ResultSink {
 
   // Whether the decoded result has what this call needs.
   bool usable(bool want_depfile) const {
-    if (!seen(FileType::object) || (want_depfile && !seen(FileType::depfile))) {
+    if (!seen(FileType::object) || (want_depfile && !seen(FileType::depfile)) ||
+        (!m_dest.stack_usage.empty() && !seen(FileType::stack_usage)) ||
+        (!m_dest.callgraph.empty() && !seen(FileType::callgraph))) {
       return false;
     }
     return m_depfile_target_length <= m_depfile.size();
@@ -137,7 +147,7 @@ class ReplaySink : public ResultSink {
   const Destinations& m_dest;
   uint64_t m_depfile_target_length = 0;
   uint64_t m_external_object_size = 0;
-  bool m_seen[static_cast<size_t>(FileType::err) + 1] = {};
+  bool m_seen[k_last_file_type + 1] = {};
   std::vector<std::unique_ptr<util::AtomicFile>> m_files;
   util::AtomicFile* m_file = nullptr;  // the file being written, if any
   std::string* m_memory = nullptr;     // or the buffer being filled, if any
@@ -173,16 +183,22 @@ bool Compilation::replay(std::string_view entry_bytes, const util::Digest& resul
     return false;
   }
   Destinations dest;
-  dest.object = util::absolute(m_args.output, m_inv.cwd);
+  dest.object = util::join_path(m_inv.cwd, m_args.output);
   dest.object_as_given = m_args.output;
   if (m_args.generating_dependencies) {
-    dest.depfile = util::absolute(m_args.depfile, m_inv.cwd);
+    dest.depfile = util::join_path(m_inv.cwd, m_args.depfile);
   }
   if (!m_args.dwo_file.empty()) {
-    dest.dwo = util::absolute(m_args.dwo_file, m_inv.cwd);
+    dest.dwo = util::join_path(m_inv.cwd, m_args.dwo_file);
   }
   if (!m_args.gcno_file.empty()) {
-    dest.gcno = util::absolute(m_args.gcno_file, m_inv.cwd);
+    dest.gcno = util::join_path(m_inv.cwd, m_args.gcno_file);
+  }
+  if (!m_args.stack_usage_file.empty()) {
+    dest.stack_usage = util::join_path(m_inv.cwd, m_args.stack_usage_file);
+  }
+  if (!m_args.callgraph_file.empty()) {
+    dest.callgraph = util::join_path(m_inv.cwd, m_args.callgraph_file);
   }
 
   ReplaySink sink(dest);

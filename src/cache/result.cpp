@@ -25,6 +25,10 @@ std::string_view to_string(FileType t) {
       return "stdout";
     case FileType::err:
       return "stderr";
+    case FileType::stack_usage:
+      return "stack_usage";
+    case FileType::callgraph:
+      return "callgraph";
   }
   return "?";
 }
@@ -169,7 +173,7 @@ bool ResultDecoder::feed(std::string_view piece) {
       m_state = m_files == 0 ? State::done : State::file_header;
     } else {
       auto type = static_cast<uint8_t>(p[0]);
-      if (type > static_cast<uint8_t>(FileType::err)) {
+      if (type > k_last_file_type) {
         return fail(false);
       }
       m_remaining = load_u64(p + 1);

@@ -9,7 +9,17 @@
 namespace kiln::cache {
 
 // What a compilation produced, stored under its result key.
-enum class FileType : uint8_t { object = 0, depfile = 1, dwo = 2, gcno = 3, out = 4, err = 5 };
+enum class FileType : uint8_t {
+  object = 0,
+  depfile = 1,
+  dwo = 2,
+  gcno = 3,
+  out = 4,
+  err = 5,
+  stack_usage = 6,  // -fstack-usage: <output>.su
+  callgraph = 7,    // -fcallgraph-info: <output>.ci
+};
+inline constexpr uint8_t k_last_file_type = 7;
 
 std::string_view to_string(FileType t);
 

@@ -19,65 +19,65 @@ constexpr int64_t k_too_new_slack_ns = 50'000'000;
 
 }  // namespace
 
+expected<util::RunResult, int> Compilation::run_traced(const std::vector<std::string>& argv) {
+  if (!m_tracer) {
+    m_tracer =
+        std::make_unique<Tracer>(default_trace_library(m_cfg.cache_dir), m_cfg.cache_dir + "/tmp");
+  }
+  if (!m_tracer->usable()) {
+    return util::run_capture(argv);
+  }
+  return util::run_capture(argv, m_tracer->environment());
+}
+
 expected<util::RunResult, int> Compilation::run_compiler() {
   m_log.event("compile", {{"compiler", m_compiler.path}, {"source", m_args.source}});
   if (link_mode() == util::LinkMode::hardlink) {
     // The output may be a hard link to a cached file left by an earlier hit,
     // and some compilers write their output in place (gcc -S, clang on
     // assembler sources): that would change the cached copy.
-    ::unlink(util::absolute(m_args.output, m_inv.cwd).c_str());
+    ::unlink(util::join_path(m_inv.cwd, m_args.output).c_str());
   }
-  return util::run_capture(m_args.compile_argv(m_compiler.path));
+  return run_traced(m_args.compile_argv(m_compiler.path));
 }
 
-std::string Compilation::stored_path(const std::string& path) const {
-  if (path.empty() || path.front() != '/') {
-    return path;
+std::optional<Counter> Compilation::refusal(Includes* includes, bool compiled) {
+  if (includes->has_time && !m_time_macros_ok) {
+    return Counter::time_macro;
   }
-  std::string norm = util::normalize(path);
-  if (!m_cfg.base_dir.empty() && util::is_under(norm, m_cfg.base_dir)) {
-    return util::relative(norm, m_inv.cwd);
+  std::optional<Trace> trace = m_tracer ? m_tracer->read() : std::nullopt;
+  if (!trace) {
+    m_log.event("not_stored", {{"reason", "untraced"}});
+    return Counter::untraced;
   }
-  return norm;
+  watch_absent(*trace, includes);
+  if (includes->too_new) {
+    m_log.event("not_stored", {{"reason", "modified_during_compile"}});
+    return Counter::modified_during_compile;
+  }
+  if (includes->unreadable) {
+    m_log.event("not_stored", {{"reason", "unreadable_include"}});
+    return Counter::missing_output;
+  }
+  return vet_trace(*trace, *includes, compiled);
 }
 
 Compilation::Includes Compilation::collect_includes(const std::vector<std::string>& paths) {
   Includes inc;
   const int64_t too_new = m_inv.start_ns - k_too_new_slack_ns;
   const int64_t trusted = m_inv.start_ns - k_trust_age_ns;
-  const std::string source_abs = util::absolute(m_args.source, m_inv.cwd);
-
-  const auto& system_dirs = (m_args.language == "c" || m_args.language == "objective-c")
-                                ? m_compiler.c_dirs
-                                : m_compiler.cxx_dirs;
-  std::vector<std::string> search = m_args.include_dirs;
-  search.insert(search.end(), system_dirs.begin(), system_dirs.end());
-  auto is_system = [&](const std::string& abs) {
-    for (const auto& d : system_dirs) {
-      if (util::is_under(abs, d)) {
-        return true;
-      }
-    }
-    return false;
-  };
 
   const util::FileStat& source_st = m_checker.stat(m_args.source);
   if (source_st.mtime_ns >= too_new || source_st.ctime_ns >= too_new) {
     inc.too_new = true;
   }
-
-  std::vector<std::string> headers;  // absolute
-  std::set<std::string> includer_dirs{std::string(util::dir_name(source_abs))};
+  const util::FileStat source_id = source_st;
   for (const auto& p : paths) {
-    if (p.empty() || p.back() == '/') {
-      continue;
-    }
-    std::string abs = util::absolute(p, m_inv.cwd);
-    if (abs == source_abs) {
+    if (p.empty() || p.back() == '/' || p == m_args.source) {
       continue;
     }
     const util::FileStat& st = m_checker.stat(p);
-    if (st.is_directory()) {
+    if (st.is_directory() || (st.exists() && st.dev == source_id.dev && st.ino == source_id.ino)) {
       continue;
     }
     const auto& content = st.is_regular() ? m_checker.content(p) : std::nullopt;
@@ -91,8 +91,11 @@ Compilation::Includes Compilation::collect_includes(const std::vector<std::strin
     if (st.mtime_ns >= too_new || st.ctime_ns >= too_new) {
       inc.too_new = true;
     }
+    // Paths are kept as the compiler spelled them: a relative one is looked
+    // up again relative to the working directory of the next compilation,
+    // in whatever checkout that is.
     Manifest::FileRecord f;
-    f.path = stored_path(p);
+    f.path = p;
     f.digest = content->digest;
     f.has_stat = st.mtime_ns < trusted && st.ctime_ns < trusted;
     f.dev = st.dev;
@@ -102,50 +105,6 @@ Compilation::Includes Compilation::collect_includes(const std::vector<std::strin
     f.ctime_ns = st.ctime_ns;
     inc.files.push_back(std::move(f));
     inc.digests.push_back(content->digest);
-    if (!is_system(abs)) {
-      includer_dirs.insert(std::string(util::dir_name(abs)));
-    }
-    headers.push_back(std::move(abs));
-  }
-
-  // Names that, created later, would shadow a header the compiler found: the
-  // same name in an earlier search directory, or (for a project header) next
-  // to a file that may include it with quotes. Each is watched from the
-  // deepest directory that exists now, whose stat changes when it appears.
-  std::map<std::string, std::set<std::string>> absent;
-  auto watch = [&](const std::string& base, const std::string& name) {
-    std::string full = util::normalize(util::join_path(base, name));
-    if (m_checker.stat(full).exists()) {
-      return;  // present during this compile (#include_next, or another route)
-    }
-    std::string dir(util::dir_name(full));
-    while (dir != "/" && !m_checker.stat(dir).is_directory()) {
-      dir = std::string(util::dir_name(dir));
-    }
-    absent[dir].insert(util::relative(full, dir));
-  };
-  for (const auto& abs : headers) {
-    for (size_t k = 0; k < search.size(); ++k) {
-      if (!util::is_under(abs, search[k])) {
-        continue;
-      }
-      std::string name = util::relative(abs, search[k]);
-      for (size_t j = 0; j < k; ++j) {
-        watch(search[j], name);
-      }
-      if (!is_system(abs)) {
-        for (const auto& x : includer_dirs) {
-          if (x != search[k]) {
-            watch(x, name);
-          }
-        }
-      }
-      break;
-    }
-  }
-  for (auto& [dir, names] : absent) {
-    inc.dirs.push_back(Manifest::dir_record(
-        stored_path(dir), std::vector<std::string>(names.begin(), names.end()), m_checker));
   }
   return inc;
 }
@@ -155,33 +114,17 @@ bool Compilation::to_cache(const util::Digest& result_key, const util::RunResult
   if (m_cfg.read_only) {
     return false;
   }
-  if (includes) {
-    if (includes->has_time && !m_time_macros_ok) {
-      m_stats.add(Counter::time_macro);
-      return false;
-    }
-    if (includes->too_new) {
-      m_stats.add(Counter::modified_during_compile);
-      m_log.event("not_stored", {{"reason", "modified_during_compile"}});
-      return false;
-    }
-    if (includes->unreadable) {
-      m_stats.add(Counter::missing_output);
-      m_log.event("not_stored", {{"reason", "unreadable_include"}});
-      return false;
-    }
-  }
 
   Result result;
   auto read_output = [&](const std::string& path, FileType type, bool required) {
     if (path.empty()) {
       return !required;
     }
-    std::string abs = util::absolute(path, m_inv.cwd);
+    std::string abs = util::join_path(m_inv.cwd, path);
     const util::FileStat st = util::FileStat::of(abs);
-    // An optional output left over from an earlier build is not ours.
-    if (!required && (!st.exists() || st.mtime_ns < m_inv.start_ns - k_too_new_slack_ns)) {
-      return true;
+    // A file left over from an earlier build is not this compile's output.
+    if (!st.exists() || st.mtime_ns < m_inv.start_ns - k_too_new_slack_ns) {
+      return !required;
     }
     auto data = util::read_file(abs);
     if (!data) {
@@ -195,9 +138,9 @@ bool Compilation::to_cache(const util::Digest& result_key, const util::RunResult
   // object stays inside the entry so that every level can serve it.
   bool external = link_mode() != util::LinkMode::copy && m_chain->size() == 1;
   if (external) {
-    std::string obj = util::absolute(m_args.output, m_inv.cwd);
+    std::string obj = util::join_path(m_inv.cwd, m_args.output);
     util::FileStat st = util::FileStat::of(obj);
-    if (!st.is_regular() || st.size == 0) {
+    if (!st.is_regular() || st.size == 0 || st.mtime_ns < m_inv.start_ns - k_too_new_slack_ns) {
       m_stats.add(Counter::missing_output);
       return false;
     }
@@ -222,6 +165,16 @@ bool Compilation::to_cache(const util::Digest& result_key, const util::RunResult
   }
   if (m_args.coverage) {
     read_output(m_args.gcno_file, FileType::gcno, false);
+  }
+  if (!m_args.stack_usage_file.empty() &&
+      !read_output(m_args.stack_usage_file, FileType::stack_usage, true)) {
+    m_stats.add(Counter::missing_output);
+    return false;
+  }
+  if (!m_args.callgraph_file.empty() &&
+      !read_output(m_args.callgraph_file, FileType::callgraph, true)) {
+    m_stats.add(Counter::missing_output);
+    return false;
   }
   if (const Result::File* dep = result.find(FileType::depfile); dep && !m_args.dep_target_given) {
     std::string target = escape_target(m_args.output);
@@ -251,13 +204,12 @@ bool Compilation::to_cache(const util::Digest& result_key, const util::RunResult
 }
 
 void Compilation::update_manifest(const util::Digest& result_key, const Includes& includes) {
-  if (m_cfg.read_only || !m_manifest_key || includes.too_new || includes.unreadable ||
-      (includes.has_time && !m_time_macros_ok)) {
+  if (m_cfg.read_only || !m_manifest_key) {
     return;
   }
   storage::Key key{*m_manifest_key, storage::EntryKind::manifest};
   // The direct-mode look-up already read it (or found none): no second read.
-  Manifest manifest = m_manifest            ? std::move(*m_manifest)
+  Manifest manifest = m_manifest             ? std::move(*m_manifest)
                       : m_manifest_looked_up ? Manifest{}
                                              : load_manifest().value_or(Manifest{});
   m_manifest.reset();

@@ -12,8 +12,8 @@
 #include "kiln/cache/stats.hpp"
 #include "kiln/cache/storage_levels.hpp"
 #include "kiln/storage/entry.hpp"
-#include "kiln/storage/local/local_storage.hpp"
 #include "kiln/storage/local/cleanup.hpp"
+#include "kiln/storage/local/local_storage.hpp"
 #include "kiln/util/file.hpp"
 #include "kiln/util/hash.hpp"
 #include "kiln/util/string.hpp"
@@ -70,15 +70,19 @@ constexpr Row k_uncacheable_rows[] = {
     {"Bad response file", "bad_response_file"},
     {"No output (-fsyntax-only)", "no_output"},
     {"Dependency env variables", "dependency_env"},
+    {"Unknown option", "unknown_option"},
     {"Compilation failed", "compile_failed"},
     {"Preprocessing failed", "preprocessor_failed"},
-    {"__TIME__ used", "time_macro"},
+    {"Local time used (__DATE__, __TIME__)", "time_macro"},
 };
 
 // Misses whose result was not stored (already counted as misses).
 constexpr Row k_not_stored_rows[] = {
     {"Modified during compile", "modified_during_compile"},
     {"Output missing", "missing_output"},
+    {"Read a file not in the key", "unlisted_input"},
+    {"Wrote an unknown file", "unknown_output"},
+    {"Compiler could not be traced", "untraced"},
 };
 
 constexpr Row k_error_rows[] = {
@@ -242,8 +246,8 @@ int check_storage(const cache::Config& config) {
     std::fflush(stdout);
     storage::Storage* s = chain.level(i);
     if (!s) {
-      std::printf("FAILED  %s\n", chain.problems().empty() ? "cannot open"
-                                                           : chain.problems().back().c_str());
+      std::printf("FAILED  %s\n",
+                  chain.problems().empty() ? "cannot open" : chain.problems().back().c_str());
       ++failures;
       continue;
     }

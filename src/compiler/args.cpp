@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
 
+#include "kiln/compiler/options.hpp"
 #include "kiln/util/file.hpp"
 #include "kiln/util/path.hpp"
 
@@ -36,99 +38,58 @@ std::string_view to_string(Uncacheable u) {
       return "no_output";
     case Uncacheable::dependency_env:
       return "dependency_env";
+    case Uncacheable::unknown_option:
+      return "unknown_option";
   }
   return "unknown";
 }
 
 namespace {
 
-// Properties of an option that takes a value.
-enum : unsigned {
-  k_separate = 1u << 0,  // value may be the next argument ("-I dir")
-  k_joined = 1u << 1,    // value may be joined ("-Idir", "-std=c++20" uses k_prefix)
-  k_path = 1u << 2,      // value is a path: subject to base_dir rewriting
-  k_include_dir = 1u << 3,
+// What `path` names: the device and inode of the deepest part of it that
+// exists, and the components below that part, which do not exist.
+struct FileIdentity {
+  uint64_t dev = 0, ino = 0;
+  std::string missing;
+  bool operator==(const FileIdentity&) const = default;
 };
 
-struct OptionSpec {
-  std::string_view name;
-  ArgClass cls;
-  unsigned flags;
-};
-
-// Options whose value may be separate from the option. Looked up by exact name
-// (separate value) or by prefix (joined value).
-constexpr std::array<OptionSpec, 30> k_valued_options = {{
-    {"-I", ArgClass::preprocessor, k_separate | k_joined | k_path | k_include_dir},
-    {"-iquote", ArgClass::preprocessor, k_separate | k_joined | k_path | k_include_dir},
-    {"-isystem", ArgClass::preprocessor, k_separate | k_joined | k_path | k_include_dir},
-    {"-idirafter", ArgClass::preprocessor, k_separate | k_joined | k_path | k_include_dir},
-    {"-include", ArgClass::preprocessor, k_separate | k_joined | k_path},
-    {"-imacros", ArgClass::preprocessor, k_separate | k_joined | k_path},
-    {"-iprefix", ArgClass::preprocessor, k_separate | k_joined | k_path},
-    {"-iwithprefix", ArgClass::preprocessor, k_separate | k_joined | k_path},
-    {"-iwithprefixbefore", ArgClass::preprocessor, k_separate | k_joined | k_path},
-    {"-isysroot", ArgClass::preprocessor, k_separate | k_joined | k_path},
-    {"--sysroot", ArgClass::preprocessor, k_separate | k_path},
-    {"-imultilib", ArgClass::preprocessor, k_separate | k_joined},
-    {"-D", ArgClass::preprocessor, k_separate | k_joined},
-    {"-U", ArgClass::preprocessor, k_separate | k_joined},
-    {"-A", ArgClass::preprocessor, k_separate | k_joined},
-    {"-MF", ArgClass::dependency, k_separate | k_joined | k_path},
-    {"-MT", ArgClass::dependency, k_separate | k_joined},
-    {"-MQ", ArgClass::dependency, k_separate | k_joined},
-    {"-o", ArgClass::output, k_separate | k_joined | k_path},
-    {"-x", ArgClass::preprocessor, k_separate | k_joined},
-    {"--param", ArgClass::compiler, k_separate},
-    {"-Xassembler", ArgClass::compiler, k_separate},
-    {"-Xclang", ArgClass::compiler, k_separate},
-    {"-mllvm", ArgClass::compiler, k_separate},
-    {"-target", ArgClass::compiler, k_separate},
-    {"--target", ArgClass::compiler, k_separate},
-    {"-arch", ArgClass::compiler, k_separate},
-    {"-Xlinker", ArgClass::ignored, k_separate},
-    {"-L", ArgClass::ignored, k_separate | k_joined},
-    {"-l", ArgClass::ignored, k_separate | k_joined},
-}};
-
-// Prefixes of options that make a call not cacheable.
-constexpr std::array<std::string_view, 14> k_too_hard_prefixes = {
-    "-save-temps",
-    "--save-temps",
-    "-Xpreprocessor",
-    "-fprofile-use",
-    "-fauto-profile",
-    "-fprofile-sample-use",
-    "-fmodules",
-    "-fmodule-",
-    "-specs=",
-    "--specs",
-    "-aux-info",
-    "-fsanitize-blacklist=",
-    "-fsanitize-ignorelist=",
-    "-frepo",
-};
-
-const OptionSpec* find_exact(std::string_view arg) {
-  for (const auto& spec : k_valued_options) {
-    if (spec.name == arg) {
-      return &spec;
-    }
+FileIdentity identify(const std::string& path) {
+  util::FileStat st = util::FileStat::of(path);
+  if (st.exists()) {
+    return {st.dev, st.ino, ""};
   }
-  return nullptr;
+  std::string parent(util::dir_name(path));
+  if (parent == path || path.empty()) {
+    return {0, 0, path};
+  }
+  FileIdentity id = identify(parent);
+  id.missing += "/";
+  id.missing += util::base_name(path);
+  return id;
 }
 
-// The longest option that `arg` starts with and that allows a joined value.
-const OptionSpec* find_joined(std::string_view arg) {
-  const OptionSpec* best = nullptr;
-  for (const auto& spec : k_valued_options) {
-    if ((spec.flags & k_joined) && arg.size() > spec.name.size() && arg.starts_with(spec.name) &&
-        (!best || spec.name.size() > best->name.size())) {
-      best = &spec;
-    }
+}  // namespace
+
+std::string rewrite_under_base_dir(std::string_view path, const ArgsOptions& options) {
+  if (options.base_dir.empty() || path.empty() || path.front() != '/') {
+    return std::string(path);
   }
-  return best;
+  std::string norm = util::normalize(path);
+  if (!util::is_under(norm, options.base_dir)) {
+    return std::string(path);
+  }
+  // A lexical rewrite changes the meaning of ".." after a symlink, and a
+  // working directory reached through a symlink changes that of every
+  // relative path: keep the path unless both spellings name the same file.
+  std::string rewritten = util::relative(norm, options.cwd);
+  if (identify(std::string(path)) != identify(util::join_path(options.cwd, rewritten))) {
+    return std::string(path);
+  }
+  return rewritten;
 }
+
+namespace {
 
 std::string replace_extension(std::string_view path, std::string_view ext) {
   std::string_view base = util::base_name(path);
@@ -163,57 +124,60 @@ class Processor {
       m_out.detail = detail;
     }
   }
-  std::string rewrite_path(std::string_view path) const;
+  std::string rewrite_path(std::string_view path) const {
+    return rewrite_under_base_dir(path, m_opt);
+  }
   void add(std::vector<std::string> tokens, ArgClass cls) {
     m_out.args.push_back(ClassifiedArg{std::move(tokens), cls});
   }
   void handle_valued(const OptionSpec& spec, std::string_view option, std::string value,
                      bool joined);
-  void handle_flag(const std::string& arg);
+  void handle_flag(const std::string& arg, FlagKind kind);
+  void handle_wp(const std::string& arg);
+  void finish_outputs();
+  void add_profile_inputs();
 
   Family m_family;
   const ArgsOptions& m_opt;
   ProcessedArgs m_out;
   std::string m_explicit_language;  // current -x
-  std::vector<std::string> m_iquote, m_i, m_isystem, m_idirafter;
   bool m_saw_c = false;
   bool m_saw_split_dwarf = false;
+  bool m_stack_usage = false;
+  bool m_callgraph_info = false;
   int m_arch_count = 0;
   std::string m_output_given;
   bool m_output_seen = false;
   int m_inputs = 0;
   std::string m_second_input;
+  // -fprofile-use: nullopt none, "" without a path, else the path given.
+  std::optional<std::string> m_profile_use;
 };
-
-std::string Processor::rewrite_path(std::string_view path) const {
-  if (m_opt.base_dir.empty() || path.empty() || path.front() != '/') {
-    return std::string(path);
-  }
-  std::string norm = util::normalize(path);
-  if (!util::is_under(norm, m_opt.base_dir)) {
-    return std::string(path);
-  }
-  return util::relative(norm, m_opt.cwd);
-}
 
 void Processor::handle_valued(const OptionSpec& spec, std::string_view option, std::string value,
                               bool joined) {
   if (spec.flags & k_path) {
     value = rewrite_path(value);
   }
-  if (spec.flags & k_include_dir) {
-    std::string abs = util::absolute(value, m_opt.cwd);
-    if (option == "-iquote") {
-      m_iquote.push_back(abs);
-    } else if (option == "-I") {
-      m_i.push_back(abs);
-    } else if (option == "-isystem") {
-      m_isystem.push_back(abs);
-    } else {
-      m_idirafter.push_back(abs);
-    }
+  if (spec.flags & k_too_hard) {
+    fail(Uncacheable::unsupported_option, std::string(option) + value);
   }
-  if (option == "-o") {
+  if (spec.flags & k_input) {
+    m_out.input_files.push_back(value);
+  }
+  if (spec.flags & k_tools) {
+    m_out.tool_dirs.push_back(value);
+  }
+  if (spec.flags & k_prefix_map) {
+    m_out.prefix_maps.push_back(value);
+  }
+  if (spec.flags & k_comp_dir) {
+    m_out.comp_dir_given = true;
+  }
+  if (spec.flags & k_profile) {
+    m_profile_use = value;
+  }
+  if (spec.flags & k_output) {
     if (m_output_seen) {
       fail(Uncacheable::unsupported_option, "-o given twice");
     }
@@ -226,7 +190,7 @@ void Processor::handle_valued(const OptionSpec& spec, std::string_view option, s
     m_out.depfile = value;
   } else if (option == "-MT" || option == "-MQ") {
     m_out.dep_target_given = true;
-  } else if (option == "-x") {
+  } else if (option == "-x" || option == "--language" || option == "--language=") {
     m_explicit_language = value == "none" ? "" : value;
   } else if (option == "-arch") {
     ++m_arch_count;
@@ -238,64 +202,113 @@ void Processor::handle_valued(const OptionSpec& spec, std::string_view option, s
   }
 }
 
-void Processor::handle_flag(const std::string& arg) {
-  for (auto prefix : k_too_hard_prefixes) {
-    if (arg.starts_with(prefix)) {
-      fail(Uncacheable::unsupported_option, arg);
+// -Wp,a,b,...: options passed to the preprocessor. Known: -D, -U, -I and the
+// depfile options -MD,FILE and -MMD,FILE (the Linux kernel's form), whose
+// target is derived from the source name, so the depfile is kept verbatim.
+void Processor::handle_wp(const std::string& arg) {
+  std::vector<std::string> parts;
+  size_t pos = 4;
+  while (true) {
+    size_t comma = arg.find(',', pos);
+    parts.push_back(arg.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+    if (comma == std::string::npos) {
+      break;
+    }
+    pos = comma + 1;
+  }
+  ArgClass cls = ArgClass::preprocessor;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const std::string& part = parts[i];
+    if ((part == "-MD" || part == "-MMD") && i + 1 < parts.size() && parts.size() == 2) {
+      m_out.generating_dependencies = true;
+      m_out.system_deps_omitted = part == "-MMD";
+      m_out.depfile = parts[++i];
+      m_out.dep_target_given = true;
+      cls = ArgClass::dependency;
+    } else if (!(part.size() > 2 &&
+                 (part.starts_with("-D") || part.starts_with("-U") || part.starts_with("-I")))) {
+      fail(Uncacheable::unknown_option, arg);
     }
   }
+  add({arg}, cls);
+}
+
+void Processor::handle_flag(const std::string& arg, FlagKind kind) {
   ArgClass cls = ArgClass::compiler;
-  if (arg == "-c") {
-    m_saw_c = true;
-    cls = ArgClass::ignored;
-  } else if (arg == "-S") {
-    m_out.assemble_only = true;
-  } else if (arg == "-E") {
-    fail(Uncacheable::called_for_preprocessing, arg);
-  } else if (arg == "-M" || arg == "-MM") {
-    fail(Uncacheable::called_for_preprocessing, arg);
-  } else if (arg == "-MD" || arg == "-MMD") {
-    m_out.generating_dependencies = true;
-    m_out.system_deps_omitted = arg == "-MMD";
-    cls = ArgClass::dependency;
-  } else if (arg == "-MP" || arg == "-MG") {
-    cls = ArgClass::dependency;
-  } else if (arg.starts_with("-Wp,")) {
-    if (arg.find("-MD") != std::string::npos || arg.find("-MMD") != std::string::npos ||
-        arg.find("-MF") != std::string::npos) {
+  switch (kind) {
+    case FlagKind::unknown:
+      fail(Uncacheable::unknown_option, arg);
+      break;
+    case FlagKind::compiler:
+      break;
+    case FlagKind::preprocessor:
+      cls = ArgClass::preprocessor;
+      break;
+    case FlagKind::ignored:
+      cls = ArgClass::ignored;
+      break;
+    case FlagKind::too_hard:
       fail(Uncacheable::unsupported_option, arg);
-    }
-    cls = ArgClass::preprocessor;
-  } else if (arg == "-fsyntax-only") {
-    fail(Uncacheable::no_output, arg);
-  } else if (arg == "-g0") {
-    m_out.debug_info = false;
-  } else if (arg == "-gsplit-dwarf") {
-    m_saw_split_dwarf = true;
-  } else if (arg == "-gno-split-dwarf") {
-    m_saw_split_dwarf = false;
-  } else if (arg.starts_with("-g") && arg != "-gz" && !arg.starts_with("-gz=") &&
-             arg != "-gno-split-dwarf") {
-    m_out.debug_info = true;
-  } else if (arg == "--coverage") {
-    m_out.coverage = true;
-    m_out.profile_arcs = true;
-  } else if (arg == "-ftest-coverage") {
-    m_out.coverage = true;
-  } else if (arg == "-fprofile-arcs" || arg.starts_with("-fprofile-generate") ||
-             arg.starts_with("-fprofile-instr-generate")) {
-    m_out.profile_arcs = true;
-  } else if (arg.starts_with("-fdebug-prefix-map=") || arg.starts_with("-ffile-prefix-map=")) {
-    m_out.debug_prefix_map = true;
-  } else if (arg.ends_with("=native")) {
-    m_out.uses_native_cpu = true;
-  } else if (arg.starts_with("-std=") || arg.starts_with("--std=") || arg == "-nostdinc" ||
-             arg == "-nostdinc++" || arg == "-undef" || arg == "-trigraphs" || arg == "-pthread" ||
-             arg == "-ansi" || arg.starts_with("-stdlib=")) {
-    cls = ArgClass::preprocessor;
-  } else if (arg == "-pipe" || arg.starts_with("-Wl,") || arg == "-rdynamic" || arg == "-static" ||
-             arg == "-shared" || arg.starts_with("-static-lib")) {
-    cls = ArgClass::ignored;
+      break;
+    case FlagKind::compile:
+      m_saw_c = true;
+      cls = ArgClass::ignored;
+      break;
+    case FlagKind::assemble:
+      m_out.assemble_only = true;
+      break;
+    case FlagKind::preprocess_only:
+      fail(Uncacheable::called_for_preprocessing, arg);
+      break;
+    case FlagKind::syntax_only:
+      fail(Uncacheable::no_output, arg);
+      break;
+    case FlagKind::md:
+    case FlagKind::mmd:
+      m_out.generating_dependencies = true;
+      m_out.system_deps_omitted = kind == FlagKind::mmd;
+      cls = ArgClass::dependency;
+      break;
+    case FlagKind::dependency:
+      cls = ArgClass::dependency;
+      break;
+    case FlagKind::debug_on:
+      m_out.debug_info = true;
+      break;
+    case FlagKind::debug_off:
+      m_out.debug_info = false;
+      break;
+    case FlagKind::split_dwarf:
+      m_saw_split_dwarf = true;
+      break;
+    case FlagKind::no_split_dwarf:
+      m_saw_split_dwarf = false;
+      break;
+    case FlagKind::coverage:
+      m_out.coverage = true;
+      m_out.profile_arcs = true;
+      break;
+    case FlagKind::test_coverage:
+      m_out.coverage = true;
+      break;
+    case FlagKind::profile_arcs:
+      m_out.profile_arcs = true;
+      break;
+    case FlagKind::profile_use:
+      m_profile_use = "";
+      break;
+    case FlagKind::record_command_line:
+      m_out.records_command_line = true;
+      break;
+    case FlagKind::stack_usage:
+      m_stack_usage = true;
+      break;
+    case FlagKind::callgraph_info:
+      m_callgraph_info = true;
+      break;
+    case FlagKind::native_cpu:
+      m_out.uses_native_cpu = true;
+      break;
   }
   add({arg}, cls);
 }
@@ -304,7 +317,7 @@ ProcessedArgs Processor::run(const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (arg.size() > 1 && arg[0] == '-') {
-      if (const OptionSpec* spec = find_exact(arg); spec && (spec->flags & k_separate)) {
+      if (const OptionSpec* spec = find_separate_option(arg)) {
         if (i + 1 >= args.size()) {
           fail(Uncacheable::unsupported_option, arg + " without a value");
           add({arg}, spec->cls);
@@ -313,16 +326,19 @@ ProcessedArgs Processor::run(const std::vector<std::string>& args) {
         handle_valued(*spec, arg, args[++i], false);
         continue;
       }
-      if (arg.starts_with("--sysroot=")) {
-        add({"--sysroot=" + rewrite_path(std::string_view(arg).substr(10))},
-            ArgClass::preprocessor);
+      if (auto kind = exact_flag(arg)) {
+        handle_flag(arg, *kind);
         continue;
       }
-      if (const OptionSpec* spec = find_joined(arg)) {
+      if (const OptionSpec* spec = find_joined_option(arg)) {
         handle_valued(*spec, spec->name, arg.substr(spec->name.size()), true);
         continue;
       }
-      handle_flag(arg);
+      if (arg.starts_with("-Wp,")) {
+        handle_wp(arg);
+        continue;
+      }
+      handle_flag(arg, classify_flag(arg));
       continue;
     }
     // An input.
@@ -364,7 +380,11 @@ ProcessedArgs Processor::run(const std::vector<std::string>& args) {
       fail(Uncacheable::unsupported_language, m_out.source);
     }
   }
+  finish_outputs();
+  return std::move(m_out);
+}
 
+void Processor::finish_outputs() {
   const std::string& source = m_out.source;
   if (m_output_seen) {
     m_out.output = m_output_given;
@@ -383,10 +403,41 @@ ProcessedArgs Processor::run(const std::vector<std::string>& args) {
   if (m_out.coverage) {
     m_out.gcno_file = replace_extension(m_out.output, ".gcno");
   }
-  for (auto* list : {&m_iquote, &m_i, &m_isystem, &m_idirafter}) {
-    m_out.include_dirs.insert(m_out.include_dirs.end(), list->begin(), list->end());
+  // gcc and clang name these after the object, without its extension.
+  if (m_stack_usage && !m_out.assemble_only) {
+    m_out.stack_usage_file = replace_extension(m_out.output, ".su");
   }
-  return std::move(m_out);
+  if (m_callgraph_info && !m_out.assemble_only) {
+    m_out.callgraph_file = replace_extension(m_out.output, ".ci");
+  }
+  add_profile_inputs();
+}
+
+// The profile that -fprofile-use reads. gcc: <object without extension>.gcda,
+// or with a directory, that path made absolute with '/' spelled '#' inside
+// the directory; clang: a .profdata file, or default.profdata in a directory.
+// The trace checks the guess: a profile read under another name makes the
+// call not cached.
+void Processor::add_profile_inputs() {
+  if (!m_profile_use) {
+    return;
+  }
+  const std::string& given = *m_profile_use;
+  bool is_dir =
+      !given.empty() && util::FileStat::of(util::join_path(m_opt.cwd, given)).is_directory();
+  if (m_family == Family::clang) {
+    m_out.input_files.push_back(given.empty() ? "default.profdata"
+                                : is_dir      ? util::join_path(given, "default.profdata")
+                                              : given);
+    return;
+  }
+  std::string gcda = replace_extension(m_out.output, ".gcda");
+  if (!given.empty()) {
+    std::string mangled = util::absolute(gcda, m_opt.cwd);
+    std::replace(mangled.begin(), mangled.end(), '/', '#');
+    gcda = util::join_path(given, mangled);
+  }
+  m_out.input_files.push_back(gcda);
 }
 
 }  // namespace
@@ -502,7 +553,7 @@ bool expand_response_files(std::vector<std::string>* args, const std::string& cw
     if (++expansions > 1000) {
       return false;  // a response file including itself
     }
-    auto text = util::read_file(util::absolute(std::string_view(arg).substr(1), cwd));
+    auto text = util::read_file(util::join_path(cwd, std::string_view(arg).substr(1)));
     if (!text) {
       return false;
     }

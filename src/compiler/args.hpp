@@ -24,6 +24,7 @@ enum class Uncacheable {
   bad_response_file,     // unreadable @file
   no_output,             // -fsyntax-only
   dependency_env,        // DEPENDENCIES_OUTPUT / SUNPRO_DEPENDENCIES set
+  unknown_option,        // an option not in kiln's table (docs/direct-mode.md)
 };
 
 std::string_view to_string(Uncacheable u);
@@ -48,6 +49,11 @@ struct ArgsOptions {
   std::string base_dir;  // absolute, or empty: no path rewriting
 };
 
+// `path` rewritten relative to `cwd` when it lies under `base_dir` and the
+// relative spelling names the same file (docs/direct-mode.md, base_dir);
+// otherwise `path` unchanged.
+std::string rewrite_under_base_dir(std::string_view path, const ArgsOptions& options);
+
 // The result of processing a compiler command line.
 struct ProcessedArgs {
   Uncacheable uncacheable = Uncacheable::none;
@@ -56,13 +62,23 @@ struct ProcessedArgs {
   std::string source;    // as passed to the compiler (after base_dir rewriting)
   std::string output;    // object (or assembly with -S) as passed
   std::string language;  // gcc -x name: c, c++, objective-c, objective-c++, assembler-with-cpp
-  bool assemble_only = false;     // -S
-  bool debug_info = false;        // some -g other than -g0
-  bool split_dwarf = false;       // -gsplit-dwarf with debug info
-  bool coverage = false;          // --coverage / -ftest-coverage: writes a .gcno
-  bool profile_arcs = false;      // --coverage / -fprofile-arcs: embeds .gcda paths
-  bool uses_native_cpu = false;   // -march=native and friends
-  bool debug_prefix_map = false;  // -fdebug-prefix-map / -ffile-prefix-map given
+  bool assemble_only = false;    // -S
+  bool debug_info = false;       // some -g other than -g0
+  bool split_dwarf = false;      // -gsplit-dwarf with debug info
+  bool coverage = false;         // --coverage / -ftest-coverage: writes a .gcno
+  bool profile_arcs = false;     // --coverage / -fprofile-arcs: embeds .gcda paths
+  bool uses_native_cpu = false;  // -march=native and friends
+  // -fdebug-prefix-map= and -ffile-prefix-map= values (OLD=NEW), in order.
+  std::vector<std::string> prefix_maps;
+  bool comp_dir_given = false;        // clang's -fdebug-compilation-dir
+  bool records_command_line = false;  // the object records the whole command line
+  // Files named by options (-fplugin=, -specs=, sanitizer lists, profiles),
+  // as the compiler will open them: their content goes into the key.
+  std::vector<std::string> input_files;
+  // Directories of compiler tools (-B): the tools there go into the key.
+  std::vector<std::string> tool_dirs;
+  std::string stack_usage_file;  // with -fstack-usage
+  std::string callgraph_file;    // with -fcallgraph-info
 
   bool generating_dependencies = false;  // -MD or -MMD
   bool system_deps_omitted = false;      // -MMD: the depfile leaves out system headers
@@ -75,10 +91,6 @@ struct ProcessedArgs {
   // Every argument after the compiler, in order, after @file expansion and
   // base_dir rewriting, with its class.
   std::vector<ClassifiedArg> args;
-
-  // Include search directories in lookup order (-iquote, -I, -isystem,
-  // -idirafter), absolute and normalized.
-  std::vector<std::string> include_dirs;
 
   // Argv to compile (compiler path first), equal to the user's command apart from
   // base_dir rewriting.

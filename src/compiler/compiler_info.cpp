@@ -144,7 +144,7 @@ expected<CompilerInfo, ProbeError> probe_compiler(const std::string& path,
 
 std::string find_compiler(const std::string& name, const std::string& self) {
   if (name.find('/') != std::string::npos) {
-    return util::absolute(name, util::current_dir());
+    return util::join_path(util::current_dir(), name);
   }
   const char* path_env = std::getenv("PATH");
   if (!path_env) {
@@ -167,7 +167,7 @@ std::string find_compiler(const std::string& name, const std::string& self) {
     if (util::base_name(real) == "kiln") {
       continue;
     }
-    return util::absolute(candidate, util::current_dir());
+    return util::join_path(util::current_dir(), candidate);
   }
   return "";
 }

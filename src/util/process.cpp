@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <string_view>
 
 extern char** environ;
 
@@ -26,7 +27,41 @@ std::vector<char*> c_argv(const std::vector<std::string>& argv) {
 
 }  // namespace
 
+static expected<RunResult, int> spawn_capture(const std::vector<std::string>& argv,
+                                              const std::vector<std::string>& env, bool use_env);
+
+std::vector<std::string> environment_with(const std::vector<std::string>& overrides) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) {
+    std::string_view entry(*e);
+    bool replaced = false;
+    for (const auto& o : overrides) {
+      auto eq = o.find('=');
+      if (eq != std::string::npos && entry.size() > eq &&
+          entry.substr(0, eq + 1) == o.substr(0, eq + 1)) {
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced) {
+      env.emplace_back(entry);
+    }
+  }
+  env.insert(env.end(), overrides.begin(), overrides.end());
+  return env;
+}
+
 expected<RunResult, int> run_capture(const std::vector<std::string>& argv) {
+  return spawn_capture(argv, {}, false);
+}
+
+expected<RunResult, int> run_capture(const std::vector<std::string>& argv,
+                                     const std::vector<std::string>& env) {
+  return spawn_capture(argv, env, true);
+}
+
+static expected<RunResult, int> spawn_capture(const std::vector<std::string>& argv,
+                                              const std::vector<std::string>& env, bool use_env) {
   int out_pipe[2];
   int err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
@@ -44,7 +79,12 @@ expected<RunResult, int> run_capture(const std::vector<std::string>& argv) {
   posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
   auto args = c_argv(argv);
   pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  std::vector<char*> envp;
+  if (use_env) {
+    envp = c_argv(env);
+  }
+  int rc =
+      ::posix_spawn(&pid, args[0], &actions, nullptr, args.data(), use_env ? envp.data() : environ);
   posix_spawn_file_actions_destroy(&actions);
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);

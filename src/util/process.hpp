@@ -19,6 +19,14 @@ struct RunResult {
 // of a failed spawn. Thread-compatible.
 expected<RunResult, int> run_capture(const std::vector<std::string>& argv);
 
+// The same with `env` ("NAME=value" strings) as the child's whole environment.
+expected<RunResult, int> run_capture(const std::vector<std::string>& argv,
+                                     const std::vector<std::string>& env);
+
+// This process's environment as "NAME=value" strings, with `overrides`
+// replacing or adding variables of the same names.
+std::vector<std::string> environment_with(const std::vector<std::string>& overrides);
+
 // Replaces this process with argv[0]. Returns only on failure (with errno set).
 void exec_replace(const std::vector<std::string>& argv);
 

@@ -302,9 +302,10 @@ TEST_F(ProbeTest, FindCompilerSkipsNonExecutablesAndDirectories) {
 }
 
 TEST_F(ProbeTest, FindCompilerTakesAPathAsGiven) {
-  EXPECT_EQ(find_compiler("/usr/bin/../bin/cc", "/usr/bin/cc"), "/usr/bin/cc");
+  // Not normalized: ".." after a symbolic link would name another file.
+  EXPECT_EQ(find_compiler("/usr/bin/../bin/cc", "/usr/bin/cc"), "/usr/bin/../bin/cc");
   std::string cwd = util::current_dir();
-  EXPECT_EQ(find_compiler("./tools/cc", ""), util::normalize(cwd + "/tools/cc"));
+  EXPECT_EQ(find_compiler("./tools/cc", ""), cwd + "/./tools/cc");
 }
 
 }  // namespace

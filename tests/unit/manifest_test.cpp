@@ -19,6 +19,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Trust every directory stat (a record taken long after its last change).
+constexpr int64_t k_trust_all = INT64_MAX;
+
 util::Digest key(int n) {
   return util::Hasher().field(int64_t{n}).finish();
 }
@@ -247,7 +250,8 @@ TEST_F(ManifestTest, AbsentNameThatAppearsBreaksTheMatch) {
   Manifest m;
   {
     FileChecker checker(m_dir);
-    m.add({record("a.h")}, {Manifest::dir_record("inc", {"a.h", "sub/b.h"}, checker)}, key(1), 0);
+    m.add({record("a.h")}, {Manifest::dir_record("inc", {"a.h", "sub/b.h"}, checker, k_trust_all)},
+          key(1), 0);
   }
   ASSERT_EQ(m.dirs().size(), 1u);
   EXPECT_FALSE(m.dirs()[0].missing);
@@ -265,7 +269,7 @@ TEST_F(ManifestTest, ChangedDirectoryWithoutAbsentNamesStillMatches) {
   Manifest m;
   {
     FileChecker checker(m_dir);
-    m.add({record("a.h")}, {Manifest::dir_record("inc", {"a.h"}, checker)}, key(1), 0);
+    m.add({record("a.h")}, {Manifest::dir_record("inc", {"a.h"}, checker, k_trust_all)}, key(1), 0);
   }
   write("inc/unrelated.h", "");
   EXPECT_NE(util::FileStat::of(path("inc")).mtime_ns, m.dirs()[0].mtime_ns);
@@ -281,9 +285,25 @@ TEST_F(ManifestTest, AbsentNamesAreCheckedOnlyWhenTheDirectoryChanged) {
   Manifest m;
   {
     FileChecker checker(m_dir);
-    m.add({record("a.h")}, {Manifest::dir_record("inc", {"a.h"}, checker)}, key(1), 0);
+    m.add({record("a.h")}, {Manifest::dir_record("inc", {"a.h"}, checker, k_trust_all)}, key(1), 0);
   }
   EXPECT_TRUE(lookup(m));
+}
+
+TEST_F(ManifestTest, UntrustedDirectoryStatIsNeverTrusted) {
+  // Changed too recently when recorded: the names are checked even though the
+  // directory's stat is still the recorded one (a file created in the same
+  // clock tick as the last change would not move the mtime).
+  ASSERT_EQ(::mkdir(path("inc").c_str(), 0755), 0);
+  write("inc/a.h", "");
+  write("a.h", "int a;\n");
+  Manifest m;
+  {
+    FileChecker checker(m_dir);
+    m.add({record("a.h")}, {Manifest::dir_record("inc", {"a.h"}, checker, 0)}, key(1), 0);
+  }
+  EXPECT_FALSE(m.dirs()[0].trusted);
+  EXPECT_FALSE(lookup(m));
 }
 
 TEST_F(ManifestTest, MissingDirectoryThatAppears) {
@@ -291,7 +311,7 @@ TEST_F(ManifestTest, MissingDirectoryThatAppears) {
   Manifest m;
   {
     FileChecker checker(m_dir);
-    m.add({record("a.h")}, {Manifest::dir_record("gen", {"a.h"}, checker)}, key(1), 0);
+    m.add({record("a.h")}, {Manifest::dir_record("gen", {"a.h"}, checker, k_trust_all)}, key(1), 0);
   }
   ASSERT_EQ(m.dirs().size(), 1u);
   EXPECT_TRUE(m.dirs()[0].missing);
@@ -310,8 +330,8 @@ TEST_F(ManifestTest, SerializeParseRoundTrip) {
   {
     FileChecker checker(m_dir);
     m.add({record("a.h"), record("b.h", false)},
-          {Manifest::dir_record("inc", {"a.h", "b.h"}, checker),
-           Manifest::dir_record("missing", {"x.h"}, checker)},
+          {Manifest::dir_record("inc", {"a.h", "b.h"}, checker, k_trust_all),
+           Manifest::dir_record("missing", {"x.h"}, checker, k_trust_all)},
           key(1), 0);
     Manifest::FileRecord untrusted = record("a.h");
     untrusted.has_stat = false;
@@ -375,7 +395,7 @@ TEST_F(ManifestTest, EveryTruncationIsRejected) {
 TEST_F(ManifestTest, WrongVersionAndBadIndicesAreRejected) {
   std::string bytes = sample_manifest().serialize();
   std::string wrong_version = bytes;
-  wrong_version[0] = 2;
+  wrong_version[0] = 1;  // the format before watched directories were trusted or not
   EXPECT_FALSE(Manifest::parse(wrong_version));
 
   // A single-entry manifest whose entry names file index 1 of 1.

@@ -92,7 +92,7 @@ TEST(ResultTest, BadHeaderFieldsAreRejected) {
   const size_t type_offset = count_offset + 4;
   std::string type = bytes;
   ASSERT_EQ(type[type_offset], static_cast<char>(FileType::object));
-  type[type_offset] = 6;
+  type[type_offset] = k_last_file_type + 1;
   EXPECT_FALSE(Result::parse(type));
 
   // A data length past the end.
