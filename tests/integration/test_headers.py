@@ -47,7 +47,8 @@ class Headers:
         before = self.stats()
         self.ok(self.compile(self.cxx, *args))
         after = self.stats()
-        return {k: after[k] - before[k] for k in ("direct_hit", "preprocessed_hit", "miss")
+        return {k: after[k] - before[k]
+                for k in ("direct_hit", "preprocessed_hit", "miss", "time_macro")
                 if after[k] != before[k]}
 
     def test_header_content_change_is_a_miss(self):
@@ -246,11 +247,28 @@ exec '{real}' "$@"
         self.assertNotIn("direct_hit", counts)
         self.expect_object(args)
 
-    def test_date_macro_source_is_cached(self):
+    def test_date_macro_is_cached_only_with_source_date_epoch(self):
+        # The compiler asks for the local time for __DATE__ as for __TIME__
+        # (however they are spelled): not cached, unless SOURCE_DATE_EPOCH
+        # fixes both (it is in the key).
         self.write("src/d.cpp", 'const char* d() { return __DATE__; }\n')
         args = ["-c", "src/d.cpp", "-o", "d.o"]
+        self.assertEqual(self.compile_counting(args), {"miss": 1, "time_macro": 1})
+        self.assertEqual(self.compile_counting(args), {"miss": 1, "time_macro": 1})
+        self.env["SOURCE_DATE_EPOCH"] = "1700000000"
+        if "clang" in self.cxx:
+            # clang 14 does not read SOURCE_DATE_EPOCH (15 does): still the local time.
+            self.assertEqual(self.compile_counting(args), {"miss": 1, "time_macro": 1})
+            return
         self.assertEqual(self.compile_counting(args), {"miss": 1})
         self.assertEqual(self.compile_counting(args), {"direct_hit": 1})
+
+    def test_time_macro_made_by_token_pasting_is_not_cached(self):
+        self.write("src/p.cpp", '#define C(a, b) a##b\nconst char* t() { return C(__TI, ME__); }\n')
+        args = ["-c", "src/p.cpp", "-o", "p.o"]
+        for mode in ("true", "false"):
+            self.env["KILN_DIRECT"] = mode
+            self.assertEqual(self.compile_counting(args), {"miss": 1, "time_macro": 1})
 
     def test_time_macro_is_not_cached(self):
         self.write("src/t.cpp", 'const char* t() { return __TIME__; }\n')

@@ -76,22 +76,41 @@ class Modes:
         self.assertEqual(self.entry_files("M"), [], "manifest written with direct mode off")
 
     def test_preprocessed_hit_after_direct_miss(self):
-        # A comment changes the source (new manifest key: no direct hit) but
-        # not the preprocessed output: a preprocessed hit, without compiling.
+        # A result stored without a manifest (direct mode off): with direct
+        # mode on, the direct look-up misses and the preprocessed one hits,
+        # without compiling.
         args = ["-c", "src/a.cpp", "-Iinc", "-o", "a.o"]
-        self.calls_during(*args)
+        self.calls_during(*args, env=dict(self.env, KILN_DIRECT="false"))
         obj = read_bytes(self.dir / "a.o")
-        self.write("src/a.cpp", SOURCE.replace("LIB_CONST; }", "LIB_CONST; }  // comment"))
+        (self.dir / "a.o").unlink()
         before = self.stats()
         _, calls = self.calls_during(*args)
         self.assertStatsDelta(before, {"preprocessed_hit": 1})
         self.assertEqual(compiler_runs(calls), [], "a preprocessed hit compiled")
         self.assertEqual(read_bytes(self.dir / "a.o"), obj)
-        # The manifest learnt the new source: now a direct hit.
+        # The manifest learnt the source: now a direct hit.
         before = self.stats()
         _, calls = self.calls_during(*args)
         self.assertStatsDelta(before, {"direct_hit": 1})
         self.assertEqual(calls, [])
+
+    def test_comment_edit_is_a_miss_in_every_mode(self):
+        # A longer comment leaves the preprocessed text as it was, but moves
+        # the columns that debug info and diagnostics record: no mode may
+        # serve the old result (docs/direct-mode.md, "Preprocessor mode").
+        for direct in ("true", "false"):
+            src = f"int f(void) {{\n  int x = 5 /* {direct} */ ; int y;\n  return x;\n}}\n"
+            env = dict(self.env, KILN_DIRECT=direct)
+            self.write("src/c.cpp", src)
+            args = ["-c", "src/c.cpp", "-g", "-Wall", "-o", "c.o"]
+            self.ok(self.compile(self.cxx, *args, env=env))
+            self.write("src/c.cpp", src.replace(direct, f"a longer comment, {direct}"))
+            before = self.stats()
+            hit = self.ok(self.compile(self.cxx, *args, env=env))
+            self.assertStatsDelta(before, {"miss": 1})
+            plain = self.plain(self.cxx, "-c", "src/c.cpp", "-g", "-Wall", "-o", "p.o")
+            self.assertEqual(read_bytes(self.dir / "c.o"), read_bytes(self.dir / "p.o"))
+            self.assertEqual(hit.err, plain.err)
 
     def test_depend_mode_miss_runs_no_preprocessor(self):
         args = ["-c", "src/a.cpp", "-Iinc", "-MD", "-MF", "a.d", "-o", "a.o"]

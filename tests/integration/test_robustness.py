@@ -5,6 +5,7 @@ be created, a broken configuration file, a bad command line, KILN_DISABLE. The
 build must always get a correct object; damage must be detected
 (corrupt_entry) and never served."""
 
+import base64
 import os
 import random
 import signal
@@ -69,15 +70,16 @@ class Robustness:
     # --- SIGKILL ---------------------------------------------------------------
 
     def test_kill_9_during_stores(self):
-        # Sources whose object embeds 4 MB of random bytes (.incbin): the
-        # compile is quick and storing (compressing, writing, renaming) takes
-        # about half of kiln's time, so most kills land in a store.
+        # Sources whose object embeds 4 MB of random text (a string literal;
+        # .incbin would read a file that is not in the key, which kiln rightly
+        # does not cache): the compile is quick and storing (compressing,
+        # writing, renaming) takes a large part of kiln's time, so many kills
+        # land in a store.
         n_blobs = 4
         for i in range(n_blobs):
-            blob = self.dir / f"blob{i}.bin"
-            blob.write_bytes(os.urandom(4 * 1024 * 1024))
-            self.write(f"b{i}.cpp", f'asm(".section .rodata\\n.globl blob{i}\\nblob{i}:\\n'
-                                    f'.incbin \\"{blob}\\"\\n.previous\\n");\n'
+            text = base64.b64encode(os.urandom(3 * 1024 * 1024)).decode()
+            lines = "\n".join(f'"{text[k:k + 4000]}"' for k in range(0, len(text), 4000))
+            self.write(f"b{i}.cpp", f"extern const char blob{i}[] =\n{lines};\n"
                                     f"int blob_user{i}() {{ return {i}; }}\n")
         self.touched()
         # How long a compile and store take here, to aim the kills (the
