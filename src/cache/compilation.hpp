@@ -121,7 +121,13 @@ class Compilation {
   // if it cannot, and then the compiler runs.
   bool replay(std::string_view entry, const util::Digest& result_key);
   util::LinkMode link_mode() const;
-  static void write_output(const util::RunResult& run);
+  // Writes the compiler's stdout and stderr, with colours where the compiler
+  // writing to this stderr itself would have shown them (diagnostics.hpp).
+  void write_output(std::string_view out, std::string_view err) const;
+  void write_output(const util::RunResult& run) const { write_output(run.out, run.err); }
+  // Whether compile runs colour their diagnostics for kiln (the command line
+  // does not choose how they look, and it is not recorded in the object).
+  bool restyles_diagnostics() const;
 
   const Invocation& m_inv;
   const Config& m_cfg;

@@ -94,16 +94,11 @@ constexpr KeySpec k_keys[] = {
 
 // Plain string keys of the remote levels.
 const std::map<std::string_view, std::string Config::*> k_string_keys = {
-    {"remote_plugin", &Config::remote_plugin},
-    {"s3_bucket", &Config::s3_bucket},
-    {"s3_endpoint", &Config::s3_endpoint},
-    {"s3_region", &Config::s3_region},
-    {"s3_key_prefix", &Config::s3_key_prefix},
-    {"s3_sse_kms_key_id", &Config::s3_sse_kms_key_id},
-    {"redis_endpoint", &Config::redis_endpoint},
-    {"redis_key_prefix", &Config::redis_key_prefix},
-    {"http_endpoint", &Config::http_endpoint},
-    {"http_bearer_token", &Config::http_bearer_token},
+    {"remote_plugin", &Config::remote_plugin},   {"s3_bucket", &Config::s3_bucket},
+    {"s3_endpoint", &Config::s3_endpoint},       {"s3_region", &Config::s3_region},
+    {"s3_key_prefix", &Config::s3_key_prefix},   {"s3_sse_kms_key_id", &Config::s3_sse_kms_key_id},
+    {"redis_endpoint", &Config::redis_endpoint}, {"redis_key_prefix", &Config::redis_key_prefix},
+    {"http_endpoint", &Config::http_endpoint},   {"http_bearer_token", &Config::http_bearer_token},
     {"http_headers", &Config::http_headers},
 };
 

@@ -38,7 +38,8 @@ struct Config {
   int remote_connect_timeout_ms = 1000;
   int remote_request_timeout_ms = 5000;
   int remote_backoff_s = 30;  // skip a level this long after it timed out; 0: never skip
-  std::string remote_plugin;  // directory of libkiln-remote.so / libkiln-redis.so; empty: next to kiln
+  std::string
+      remote_plugin;  // directory of libkiln-remote.so / libkiln-redis.so; empty: next to kiln
 
   std::string s3_bucket;
   std::string s3_endpoint;

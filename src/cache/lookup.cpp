@@ -74,10 +74,9 @@ std::optional<std::pair<std::string, util::Digest>> Compilation::from_cache_dire
   int64_t rehashed = 0;
   std::vector<uint32_t> matched_by_content;
   auto result_key = m_manifest->lookup(m_checker, today(), &rehashed, &matched_by_content);
-  m_log.event("manifest_lookup",
-              {{"entries", static_cast<int64_t>(m_manifest->entries().size())},
-               {"rehashed", rehashed},
-               {"found", result_key ? "yes" : "no"}});
+  m_log.event("manifest_lookup", {{"entries", static_cast<int64_t>(m_manifest->entries().size())},
+                                  {"rehashed", rehashed},
+                                  {"found", result_key ? "yes" : "no"}});
   if (!result_key) {
     return std::nullopt;
   }

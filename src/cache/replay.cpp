@@ -11,6 +11,7 @@
 
 #include "kiln/cache/compilation.hpp"
 #include "kiln/cache/depfile.hpp"
+#include "kiln/cache/diagnostics.hpp"
 #include "kiln/storage/entry.hpp"
 #include "kiln/util/file.hpp"
 #include "kiln/util/path.hpp"
@@ -160,9 +161,18 @@ class ReplaySink : public ResultSink {
 
 }  // namespace
 
-void Compilation::write_output(const util::RunResult& run) {
-  util::write_all(STDOUT_FILENO, run.out);
-  util::write_all(STDERR_FILENO, run.err);
+bool Compilation::restyles_diagnostics() const {
+  return !m_args.diagnostics_style_given && !m_args.records_command_line &&
+         m_compiler.family != compiler::Family::unknown;
+}
+
+void Compilation::write_output(std::string_view out, std::string_view err) const {
+  util::write_all(STDOUT_FILENO, out);
+  if (restyles_diagnostics() && !err.empty()) {
+    util::write_all(STDERR_FILENO, restyle_diagnostics(err, would_colour(m_compiler.family)));
+  } else {
+    util::write_all(STDERR_FILENO, err);
+  }
 }
 
 util::LinkMode Compilation::link_mode() const {
@@ -231,8 +241,7 @@ bool Compilation::replay(std::string_view entry_bytes, const util::Digest& resul
       return false;
     }
   }
-  util::write_all(STDOUT_FILENO, sink.out());
-  util::write_all(STDERR_FILENO, sink.err());
+  write_output(sink.out(), sink.err());
   return true;
 }
 

@@ -6,6 +6,7 @@
 
 #include "kiln/cache/compilation.hpp"
 #include "kiln/cache/depfile.hpp"
+#include "kiln/cache/diagnostics.hpp"
 #include "kiln/storage/entry.hpp"
 #include "kiln/util/path.hpp"
 
@@ -38,7 +39,15 @@ expected<util::RunResult, int> Compilation::run_compiler() {
     // assembler sources): that would change the cached copy.
     ::unlink(util::join_path(m_inv.cwd, m_args.output).c_str());
   }
-  return run_traced(m_args.compile_argv(m_compiler.path));
+  std::vector<std::string> argv = m_args.compile_argv(m_compiler.path);
+  if (restyles_diagnostics()) {
+    // Stored in colour; write_output takes the colours away where this
+    // stderr would not show them. Not in the key: the same for every call.
+    for (auto& option : colour_options(m_compiler.family)) {
+      argv.push_back(std::move(option));
+    }
+  }
+  return run_traced(argv);
 }
 
 std::optional<Counter> Compilation::refusal(Includes* includes, bool compiled) {

@@ -105,8 +105,11 @@ std::string default_trace_library(const std::string& cache_dir) {
       return candidate;
     }
   }
-  // A copy of kiln without its library beside it: the one inside it, written
-  // out once under a name that changes with its content.
+  return carried_trace_library(cache_dir);
+}
+
+std::string carried_trace_library(const std::string& cache_dir) {
+  // Written out once under a name that changes with its content.
   std::string_view blob(kiln_trace_blob,
                         static_cast<size_t>(kiln_trace_blob_end - kiln_trace_blob));
   std::string name = util::Hasher().update(blob).finish().to_hex().substr(0, 16);

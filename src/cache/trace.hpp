@@ -50,4 +50,8 @@ class Tracer {
 // copy kiln carries, written to <cache_dir>/lib/ once; empty if none can be had.
 std::string default_trace_library(const std::string& cache_dir);
 
+// The copy of libkiln-trace.so that kiln carries, as a file under
+// <cache_dir>/lib/ (written if missing); empty if it cannot be written.
+std::string carried_trace_library(const std::string& cache_dir);
+
 }  // namespace kiln::cache

@@ -411,6 +411,16 @@ void Processor::finish_outputs() {
     m_out.callgraph_file = replace_extension(m_out.output, ".ci");
   }
   add_profile_inputs();
+  for (const auto& a : m_out.args) {
+    for (std::string_view style :
+         {"-fdiagnostics-color", "-fno-diagnostics-color", "-fcolor-diagnostics",
+          "-fno-color-diagnostics", "-fdiagnostics-urls", "-fno-diagnostics-urls",
+          "-fdiagnostics-plain-output", "-fdiagnostics-format", "-fansi-escape-codes"}) {
+      if (a.tokens[0].starts_with(style)) {
+        m_out.diagnostics_style_given = true;
+      }
+    }
+  }
 }
 
 // The profile that -fprofile-use reads. gcc: <object without extension>.gcda,

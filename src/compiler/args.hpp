@@ -77,6 +77,9 @@ struct ProcessedArgs {
   std::vector<std::string> input_files;
   // Directories of compiler tools (-B): the tools there go into the key.
   std::vector<std::string> tool_dirs;
+  // The command line chooses how diagnostics look (colours, links, format):
+  // kiln then leaves them as they are (docs/direct-mode.md, "Colours").
+  bool diagnostics_style_given = false;
   std::string stack_usage_file;  // with -fstack-usage
   std::string callgraph_file;    // with -fcallgraph-info
 

@@ -1,5 +1,5 @@
-#include <algorithm>
 #include "kiln/cache/config.hpp"
+#include <algorithm>
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -350,15 +350,15 @@ TEST_F(ConfigTest, ItemsAreInDocumentationOrder) {
   for (const auto& [k, v] : items) {
     keys.push_back(k);
   }
-  std::vector<std::string> local_keys{"cache_dir",   "max_size",  "disable",  "base_dir",
-                                      "direct_mode", "depend_mode", "hash_dir", "read_only",
-                                      "recache",     "stats",     "compression_level",
-                                      "file_link",   "log_file"};
+  std::vector<std::string> local_keys{
+      "cache_dir",         "max_size",  "disable",   "base_dir", "direct_mode",
+      "depend_mode",       "hash_dir",  "read_only", "recache",  "stats",
+      "compression_level", "file_link", "log_file"};
   ASSERT_GT(keys.size(), local_keys.size());
   EXPECT_EQ(std::vector<std::string>(keys.begin(), keys.begin() + 13), local_keys);
-  for (const char* remote : {"storage", "s3_bucket", "s3_endpoint", "s3_region", "s3_use_ssl",
-                             "s3_key_prefix", "s3_server_side_encryption", "redis_endpoint",
-                             "http_endpoint"}) {
+  for (const char* remote :
+       {"storage", "s3_bucket", "s3_endpoint", "s3_region", "s3_use_ssl", "s3_key_prefix",
+        "s3_server_side_encryption", "redis_endpoint", "http_endpoint"}) {
     EXPECT_NE(std::find(keys.begin(), keys.end(), remote), keys.end()) << remote;
   }
   EXPECT_EQ(value_of(c, "max_size"), "5.0 GiB");

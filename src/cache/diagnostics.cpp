@@ -1,0 +1,70 @@
+#include "kiln/cache/diagnostics.hpp"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace kiln::cache {
+
+namespace {
+
+bool env_is(const char* name, const char* value) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::strcmp(v, value) == 0;
+}
+
+// gcc's should_colorize(): a terminal that is not "dumb".
+bool colour_terminal() {
+  const char* term = std::getenv("TERM");
+  return term != nullptr && std::strcmp(term, "dumb") != 0 && ::isatty(STDERR_FILENO) == 1;
+}
+
+// The length of the colour escape sequence at data[i] (which is ESC), or 0.
+size_t sgr_length(std::string_view data, size_t i) {
+  // CSI ... m (colour) and CSI K (erase to end of line), as gcc and clang write.
+  if (i + 1 >= data.size() || data[i + 1] != '[') {
+    return 0;
+  }
+  size_t j = i + 2;
+  while (j < data.size() && ((data[j] >= '0' && data[j] <= '9') || data[j] == ';')) {
+    ++j;
+  }
+  return j < data.size() && (data[j] == 'm' || data[j] == 'K') ? j + 1 - i : 0;
+}
+
+}  // namespace
+
+bool would_colour(compiler::Family family) {
+  // GCC_COLORS set to nothing turns gcc's colours off in auto mode.
+  return colour_terminal() && !(family == compiler::Family::gcc && env_is("GCC_COLORS", ""));
+}
+
+std::vector<std::string> colour_options(compiler::Family family) {
+  // Not -fdiagnostics-urls=always: gcc 12 records it in DW_AT_producer.
+  if (family == compiler::Family::gcc) {
+    return {"-fdiagnostics-color=always"};
+  }
+  if (family == compiler::Family::clang) {
+    return {"-fcolor-diagnostics"};
+  }
+  return {};
+}
+
+std::string restyle_diagnostics(std::string_view stored, bool colours) {
+  if (colours) {
+    return std::string(stored);
+  }
+  std::string out;
+  out.reserve(stored.size());
+  for (size_t i = 0; i < stored.size();) {
+    if (size_t n = stored[i] == '\x1b' ? sgr_length(stored, i) : 0; n > 0) {
+      i += n;
+      continue;
+    }
+    out += stored[i++];
+  }
+  return out;
+}
+
+}  // namespace kiln::cache
