@@ -113,7 +113,10 @@ class Compilation {
 
   // trace_check.cpp
   std::vector<std::string> expected_outputs() const;
-  void watch_absent(const Trace& trace, Includes* inc);
+  // Adds the names the compiler looked up in vain to inc->dirs. False if a
+  // precompiled header the compile would read exists (with compiled false:
+  // only the preprocessor ran, which ignores them).
+  bool watch_absent(const Trace& trace, Includes* inc, bool compiled);
   std::optional<Counter> vet_trace(const Trace& trace, const Includes& inc, bool compiled);
 
   // replay.cpp

@@ -59,7 +59,9 @@ std::optional<Counter> Compilation::refusal(Includes* includes, bool compiled) {
     m_log.event("not_stored", {{"reason", "untraced"}});
     return Counter::untraced;
   }
-  watch_absent(*trace, includes);
+  if (!watch_absent(*trace, includes, compiled)) {
+    return Counter::unlisted_input;
+  }
   if (includes->too_new) {
     m_log.event("not_stored", {{"reason", "modified_during_compile"}});
     return Counter::modified_during_compile;

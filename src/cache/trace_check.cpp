@@ -58,8 +58,31 @@ std::vector<std::string> Compilation::expected_outputs() const {
   return out;
 }
 
-void Compilation::watch_absent(const Trace& trace, Includes* inc) {
+bool Compilation::watch_absent(const Trace& trace, Includes* inc, bool compiled) {
   const int64_t trust_before = m_inv.start_ns - k_trust_age_ns;
+  // The preprocessor alone (-E) never looks for precompiled headers, which
+  // the compile would use: gcc tries NAME.gch before NAME in every directory
+  // it searches, clang NAME.pch and NAME.gch for -include. Without a compile
+  // in the trace, those names are watched (and must be absent) as well.
+  std::vector<std::string> names = trace.absent;
+  std::vector<std::string> pch;
+  if (!compiled) {
+    for (const auto& path : trace.absent) {
+      pch.push_back(path + ".gch");
+      pch.push_back(path + ".pch");
+    }
+    for (const auto& f : inc->files) {
+      pch.push_back(f.path + ".gch");
+      pch.push_back(f.path + ".pch");
+    }
+    for (const auto& path : pch) {
+      if (util::FileStat::of(util::join_path(m_inv.cwd, path)).exists()) {
+        m_log.event("not_stored", {{"reason", "precompiled_header"}, {"path", path}});
+        return false;
+      }
+    }
+    names.insert(names.end(), pch.begin(), pch.end());
+  }
   std::set<std::string> written(trace.written.begin(), trace.written.end());
   for (const auto& o : expected_outputs()) {
     written.insert(o);
@@ -76,7 +99,7 @@ void Compilation::watch_absent(const Trace& trace, Includes* inc) {
     }
     return it->second;
   };
-  for (const auto& path : trace.absent) {
+  for (const auto& path : names) {
     if (has_prefix(path, k_unwatched_prefixes) || written.contains(path)) {
       continue;
     }
@@ -103,10 +126,11 @@ void Compilation::watch_absent(const Trace& trace, Includes* inc) {
     }
     absent[dir].insert(rest);
   }
-  for (auto& [dir, names] : absent) {
+  for (auto& [dir, watched] : absent) {
     inc->dirs.push_back(Manifest::dir_record(
-        dir, std::vector<std::string>(names.begin(), names.end()), m_checker, trust_before));
+        dir, std::vector<std::string>(watched.begin(), watched.end()), m_checker, trust_before));
   }
+  return true;
 }
 
 std::optional<Counter> Compilation::vet_trace(const Trace& trace, const Includes& inc,
