@@ -95,7 +95,8 @@ class Compilation {
   std::optional<std::string> load_result(const util::Digest& result_key);
   // The result entry and its key.
   std::optional<std::pair<std::string, util::Digest>> from_cache_direct();
-  void refresh_manifest(Manifest& manifest, const std::vector<uint32_t>& files);
+  void refresh_manifest(Manifest& manifest, const std::vector<uint32_t>& files,
+                        const std::vector<uint32_t>& dirs);
 
   // to_cache.cpp
   // Runs `argv` traced when kiln can trace it (m_tracer).

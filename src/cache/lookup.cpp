@@ -73,7 +73,9 @@ std::optional<std::pair<std::string, util::Digest>> Compilation::from_cache_dire
   }
   int64_t rehashed = 0;
   std::vector<uint32_t> matched_by_content;
-  auto result_key = m_manifest->lookup(m_checker, today(), &rehashed, &matched_by_content);
+  std::vector<uint32_t> dirs_checked_by_name;
+  auto result_key =
+      m_manifest->lookup(m_checker, today(), &rehashed, &matched_by_content, &dirs_checked_by_name);
   m_log.event("manifest_lookup", {{"entries", static_cast<int64_t>(m_manifest->entries().size())},
                                   {"rehashed", rehashed},
                                   {"found", result_key ? "yes" : "no"}});
@@ -84,15 +86,17 @@ std::optional<std::pair<std::string, util::Digest>> Compilation::from_cache_dire
   if (!result) {
     return std::nullopt;
   }
-  refresh_manifest(*m_manifest, matched_by_content);
+  refresh_manifest(*m_manifest, matched_by_content, dirs_checked_by_name);
   return std::pair{std::move(*result), *result_key};
 }
 
-void Compilation::refresh_manifest(Manifest& manifest, const std::vector<uint32_t>& files) {
+void Compilation::refresh_manifest(Manifest& manifest, const std::vector<uint32_t>& files,
+                                   const std::vector<uint32_t>& dirs) {
   // Headers that had to be read (touched, another checkout, or too recent to
-  // trust when stored) get their current stat recorded once they are old
-  // enough, so that later hits skip reading them.
-  if (m_cfg.read_only || files.empty()) {
+  // trust when stored), and watched directories whose names had to be
+  // checked (another machine, or changed), get their current stat recorded
+  // once they are old enough, so that later hits skip that work.
+  if (m_cfg.read_only || (files.empty() && dirs.empty())) {
     return;
   }
   const int64_t trusted = m_inv.start_ns - k_trust_age_ns;
@@ -104,6 +108,14 @@ void Compilation::refresh_manifest(Manifest& manifest, const std::vector<uint32_
       changed = true;
     }
   }
+  for (uint32_t i : dirs) {
+    // The stat taken before the names were checked (memoized by m_checker).
+    const util::FileStat& st = m_checker.stat(manifest.dirs()[i].path);
+    if (st.is_directory() && st.mtime_ns < trusted && st.ctime_ns < trusted) {
+      manifest.refresh_dir(i, st);
+      changed = true;
+    }
+  }
   if (!changed) {
     return;
   }
@@ -112,7 +124,8 @@ void Compilation::refresh_manifest(Manifest& manifest, const std::vector<uint32_
       storage::encode_entry(key.kind, manifest.serialize(), k_manifest_compression_level);
   // Stats are per machine: only the local level learns them.
   if (m_local->put(key, entry)) {
-    m_log.event("manifest_refreshed", {{"files", static_cast<int64_t>(files.size())}});
+    m_log.event("manifest_refreshed", {{"files", static_cast<int64_t>(files.size())},
+                                       {"dirs", static_cast<int64_t>(dirs.size())}});
   }
 }
 

@@ -17,19 +17,23 @@ bool stat_matches(const Manifest::FileRecord& f, const util::FileStat& st) {
          st.mtime_ns == f.mtime_ns && st.ctime_ns == f.ctime_ns;
 }
 
-bool dir_matches(const Manifest::DirRecord& d, FileChecker& checker) {
+enum class DirMatch { unchanged, names_absent, name_present };
+
+// The directory is stat'ed before its names: a name created after that stat
+// changes the directory again, which a later look-up sees.
+DirMatch dir_matches(const Manifest::DirRecord& d, FileChecker& checker) {
   const util::FileStat& st = checker.stat(d.path);
   if (d.missing ? !st.exists()
                 : (d.trusted && st.is_directory() && st.dev == d.dev && st.ino == d.ino &&
                    st.mtime_ns == d.mtime_ns && st.ctime_ns == d.ctime_ns)) {
-    return true;  // nothing was added or removed
+    return DirMatch::unchanged;  // nothing was added or removed
   }
   for (const auto& name : d.absent) {
     if (checker.stat(util::join_path(d.path, name)).exists()) {
-      return false;
+      return DirMatch::name_present;
     }
   }
-  return true;
+  return DirMatch::names_absent;
 }
 
 auto file_tuple(const Manifest::FileRecord& f) {
@@ -147,8 +151,19 @@ void Manifest::refresh_stat(uint32_t index, const util::FileStat& st) {
   f.ctime_ns = st.ctime_ns;
 }
 
+void Manifest::refresh_dir(uint32_t index, const util::FileStat& st) {
+  DirRecord& d = m_dirs.at(index);
+  d.missing = false;
+  d.trusted = true;
+  d.dev = st.dev;
+  d.ino = st.ino;
+  d.mtime_ns = st.mtime_ns;
+  d.ctime_ns = st.ctime_ns;
+}
+
 std::optional<util::Digest> Manifest::lookup(FileChecker& checker, int64_t today, int64_t* rehashed,
-                                             std::vector<uint32_t>* matched_by_content) const {
+                                             std::vector<uint32_t>* matched_by_content,
+                                             std::vector<uint32_t>* dirs_checked_by_name) const {
   // 0 unknown, 1 matches, 2 differs
   std::vector<uint8_t> file_state(m_files.size(), 0);
   std::vector<uint8_t> dir_state(m_dirs.size(), 0);
@@ -162,7 +177,11 @@ std::optional<util::Digest> Manifest::lookup(FileChecker& checker, int64_t today
     bool ok = true;
     for (uint32_t i : e.dirs) {
       if (dir_state[i] == 0) {
-        dir_state[i] = dir_matches(m_dirs[i], checker) ? 1 : 2;
+        DirMatch match = dir_matches(m_dirs[i], checker);
+        dir_state[i] = match == DirMatch::name_present ? 2 : 1;
+        if (match == DirMatch::names_absent && dirs_checked_by_name) {
+          dirs_checked_by_name->push_back(i);
+        }
       }
       if (dir_state[i] != 1) {
         ok = false;

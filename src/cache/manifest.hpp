@@ -58,13 +58,20 @@ class Manifest {
   // to be hashed.
   // *matched_by_content, if given, receives the indices of files whose stat
   // differed but whose content matched (candidates for refresh_stat).
+  // *dirs_checked_by_name, if given, receives the indices of directories
+  // whose stat differed (or was not trusted) but whose names were all absent
+  // (candidates for refresh_dir).
   std::optional<util::Digest> lookup(FileChecker& checker, int64_t today,
                                      int64_t* rehashed = nullptr,
-                                     std::vector<uint32_t>* matched_by_content = nullptr) const;
+                                     std::vector<uint32_t>* matched_by_content = nullptr,
+                                     std::vector<uint32_t>* dirs_checked_by_name = nullptr) const;
 
   // Records the current stat of file `index` (whose content is known to match),
   // so later look-ups need not read it again.
   void refresh_stat(uint32_t index, const util::FileStat& st);
+  // Records `st` (taken before its names were found absent, and old enough to
+  // trust) as directory `index`'s stat, so later look-ups skip its names.
+  void refresh_dir(uint32_t index, const util::FileStat& st);
 
   const std::vector<FileRecord>& files() const { return m_files; }
   const std::vector<DirRecord>& dirs() const { return m_dirs; }

@@ -306,6 +306,36 @@ TEST_F(ManifestTest, UntrustedDirectoryStatIsNeverTrusted) {
   EXPECT_FALSE(lookup(m));
 }
 
+TEST_F(ManifestTest, DirectoryCheckedByNameIsRefreshed) {
+  // An untrusted record (another machine, or a fresh directory): its names
+  // are checked, then its stat taken before that check is recorded.
+  ASSERT_EQ(::mkdir(path("inc").c_str(), 0755), 0);
+  set_mtime("inc", k_old_time);  // so that creating a file in it moves its mtime
+  write("a.h", "int a;\n");
+  Manifest m;
+  {
+    FileChecker checker(m_dir);
+    m.add({record("a.h")}, {Manifest::dir_record("inc", {"x.h"}, checker, 0)}, key(1), 0);
+  }
+  std::vector<uint32_t> by_name;
+  {
+    FileChecker checker(m_dir);
+    EXPECT_TRUE(m.lookup(checker, 0, nullptr, nullptr, &by_name));
+    ASSERT_EQ(by_name, (std::vector<uint32_t>{0}));
+    m.refresh_dir(0, checker.stat("inc"));
+  }
+  EXPECT_TRUE(m.dirs()[0].trusted);
+  by_name.clear();
+  {
+    FileChecker checker(m_dir);
+    EXPECT_TRUE(m.lookup(checker, 0, nullptr, nullptr, &by_name));
+    EXPECT_TRUE(by_name.empty());
+  }
+  // The name appears: the directory changed, the names are checked again.
+  write("inc/x.h", "");
+  EXPECT_FALSE(lookup(m));
+}
+
 TEST_F(ManifestTest, MissingDirectoryThatAppears) {
   write("a.h", "int a;\n");
   Manifest m;
