@@ -139,6 +139,17 @@ TEST_F(CleanupTest, RemovesOnlyStaleTemporaries) {
   EXPECT_TRUE(exists(entry_path(3)));
 }
 
+TEST_F(CleanupTest, RemovesStaleTraceFiles) {
+  create("tmp/trace.stale1", 100, k_now - 2 * 3600 * k_second);
+  create("tmp/trace.young1", 100, k_now - 60 * k_second);
+  create("tmp/other.stale", 100, k_now - 2 * 3600 * k_second);
+  CleanupStats s = cleanup_local(m_dir, 0, 0.9, k_now);
+  EXPECT_EQ(s.stale_temporaries_removed, 1);
+  EXPECT_FALSE(exists("tmp/trace.stale1"));
+  EXPECT_TRUE(exists("tmp/trace.young1"));
+  EXPECT_TRUE(exists("tmp/other.stale"));
+}
+
 TEST_F(CleanupTest, IgnoresFilesThatAreNotEntries) {
   std::string h = hex_of(5);
   std::string fan = h.substr(0, 2) + "/" + h.substr(2, 2) + "/";

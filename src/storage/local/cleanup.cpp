@@ -189,6 +189,28 @@ class CleanupLock {
   bool m_held_elsewhere = false;
 };
 
+// Trace files of compilations that were killed before removing theirs
+// (<dir>/tmp/trace.*, see cache/trace.hpp).
+int remove_stale_traces(const std::string& tmp_dir, int64_t now_ns) {
+  int removed = 0;
+  DIR* d = ::opendir(tmp_dir.c_str());
+  if (d == nullptr) {
+    return 0;
+  }
+  while (struct dirent* e = ::readdir(d)) {
+    if (std::string_view(e->d_name).starts_with("trace.")) {
+      std::string path = tmp_dir + "/" + e->d_name;
+      struct stat st;
+      if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+          mtime_ns_of(st) < now_ns - k_stale_temporary_ns && ::unlink(path.c_str()) == 0) {
+        ++removed;
+      }
+    }
+  }
+  ::closedir(d);
+  return removed;
+}
+
 }  // namespace
 
 CleanupStats cleanup_local(const std::string& dir, int64_t max_size, double target_fraction,
@@ -217,6 +239,7 @@ CleanupStats cleanup_local(const std::string& dir, int64_t max_size, double targ
     stats.size_before += f.disk_size;
     files.push_back(std::move(f));
   });
+  stats.stale_temporaries_removed += remove_stale_traces(dir + "/tmp", now_ns);
   stats.files_after = stats.files_before;
   stats.size_after = stats.size_before;
   if (max_size <= 0 || stats.size_before <= max_size) {

@@ -26,7 +26,8 @@ struct CleanupStats {
 inline constexpr int64_t k_stale_temporary_ns = int64_t{3600} * 1000000000;
 
 // Cleans up the local cache in `dir` (laid out <dir>/<xx>/<yy>/<name>):
-// removes temporaries older than k_stale_temporary_ns relative to `now_ns`,
+// removes temporaries and trace files (<dir>/tmp/trace.*) older than
+// k_stale_temporary_ns relative to `now_ns`,
 // then, if the entries occupy more than `max_size` bytes, removes entries
 // least recently used first (oldest mtime; LocalStorage::get refreshes it)
 // until they occupy at most max_size * target_fraction. Files sharing a name
