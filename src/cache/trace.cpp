@@ -60,16 +60,23 @@ Trace Trace::parse(std::string_view text) {
 Tracer::Tracer(std::string library, const std::string& tmp_dir) : m_library(std::move(library)) {
   // LD_PRELOAD splits its list at spaces and colons.
   if (m_library.empty() || m_library.find_first_of(" :") != std::string::npos ||
-      !util::FileStat::of(m_library).is_regular() || !util::make_directories(tmp_dir)) {
+      !util::FileStat::of(m_library).is_regular()) {
     return;
   }
-  std::string name = tmp_dir + "/trace.XXXXXX";
-  int fd = ::mkstemp(name.data());
-  if (fd < 0) {
-    return;
+  // A read-only cache directory still gets traced compiles, in $TMPDIR.
+  const char* env_tmp = std::getenv("TMPDIR");
+  for (const std::string& dir : {tmp_dir, std::string(env_tmp && *env_tmp ? env_tmp : "/tmp")}) {
+    if (!util::make_directories(dir)) {
+      continue;
+    }
+    std::string name = dir + "/trace.XXXXXX";
+    int fd = ::mkstemp(name.data());
+    if (fd >= 0) {
+      ::close(fd);
+      m_file = std::move(name);
+      return;
+    }
   }
-  ::close(fd);
-  m_file = std::move(name);
 }
 
 Tracer::~Tracer() {
