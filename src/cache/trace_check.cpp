@@ -17,28 +17,14 @@ namespace {
 
 using FileId = std::pair<uint64_t, uint64_t>;
 
-// Installed software: what the compiler reads and runs there comes with the
-// compiler or the system, whose identity is in the key.
-constexpr std::string_view k_system_prefixes[] = {"/usr/bin/",
-                                                  "/usr/sbin/",
-                                                  "/usr/lib/",
-                                                  "/usr/lib32/",
-                                                  "/usr/lib64/",
-                                                  "/usr/libexec/",
-                                                  "/usr/share/",
-                                                  "/usr/include/",
-                                                  "/usr/local/bin/",
-                                                  "/usr/local/include/",
-                                                  "/usr/local/lib/",
-                                                  "/usr/local/libexec/",
-                                                  "/usr/local/share/",
-                                                  "/lib/",
-                                                  "/lib32/",
-                                                  "/lib64/",
-                                                  "/etc/",
-                                                  "/proc/",
-                                                  "/sys/",
-                                                  "/dev/"};
+// Installed software (the FHS's places for it, not /usr/src): what the
+// compiler reads and runs there comes with the compiler or the system, whose
+// identity is in the key. clang's driver, for one, reads cuda.h of any CUDA
+// installation it finds to learn its version.
+constexpr std::string_view k_system_prefixes[] = {
+    "/usr/bin/",   "/usr/sbin/",    "/usr/lib/",   "/usr/lib32/", "/usr/lib64/", "/usr/libexec/",
+    "/usr/share/", "/usr/include/", "/usr/local/", "/opt/",       "/lib/",       "/lib32/",
+    "/lib64/",     "/etc/",         "/proc/",      "/sys/",       "/dev/"};
 
 // Lookups there say nothing about which files the compiler uses.
 constexpr std::string_view k_unwatched_prefixes[] = {"/proc/", "/sys/", "/dev/"};
