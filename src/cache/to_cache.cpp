@@ -52,7 +52,7 @@ expected<util::RunResult, int> Compilation::run_compiler() {
 
 std::optional<Counter> Compilation::refusal(Includes* includes, bool compiled) {
   if (includes->has_time && !m_time_macros_ok) {
-    return Counter::time_macro;
+    return Counter::local_time;
   }
   std::optional<Trace> trace = m_tracer ? m_tracer->read() : std::nullopt;
   if (!trace) {

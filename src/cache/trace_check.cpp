@@ -187,7 +187,7 @@ std::optional<Counter> Compilation::vet_trace(const Trace& trace, const Includes
     return Counter::untraced;  // the process that read the source was not traced
   }
   if (trace.local_time) {
-    return Counter::time_macro;
+    return Counter::local_time;
   }
   auto unlisted = [&](const std::string& path, bool executable) {
     if (installed(path) || written.contains(path)) {

@@ -73,7 +73,7 @@ constexpr Row k_uncacheable_rows[] = {
     {"Unknown option", "unknown_option"},
     {"Compilation failed", "compile_failed"},
     {"Preprocessing failed", "preprocessor_failed"},
-    {"Local time used (__DATE__, __TIME__)", "time_macro"},
+    {"Local time used (__TIME__ in the source)", "time_macro"},
 };
 
 // Misses whose result was not stored (already counted as misses).
@@ -83,6 +83,7 @@ constexpr Row k_not_stored_rows[] = {
     {"Read a file not in the key", "unlisted_input"},
     {"Wrote an unknown file", "unknown_output"},
     {"Compiler could not be traced", "untraced"},
+    {"Asked for the local time", "local_time"},
 };
 
 constexpr Row k_error_rows[] = {
