@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include "kiln/storage/entry.hpp"
 #include "kiln/storage/local/cleanup.hpp"
 #include "kiln/storage/local/local_storage.hpp"
+#include "kiln/util/clock.hpp"
 #include "kiln/util/file.hpp"
 #include "kiln/util/hash.hpp"
 #include "kiln/util/string.hpp"
@@ -27,9 +29,7 @@ namespace kiln::cli {
 namespace {
 
 int64_t now_ns() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+  return util::Clock::system().wall_ns();
 }
 
 const char k_usage[] =
@@ -301,8 +301,31 @@ int usage_error(const std::string& message) {
 
 }  // namespace
 
-void warn_once(const std::string& message) {
+namespace {
+
+// A directory for warn_once's markers that only this user can write:
+// $TMPDIR/kiln-<uid> (or /tmp/kiln-<uid>), created with mode 0700. Used only
+// if it is a real directory (not a symbolic link) owned by this user with no
+// access for others: in a shared /tmp another user could otherwise pre-create
+// the name. Empty if there is none.
+std::string warning_marker_dir() {
   const char* tmp = std::getenv("TMPDIR");
+  const uid_t uid = ::getuid();
+  std::string dir = std::string(tmp && *tmp ? tmp : "/tmp") + "/kiln-" + std::to_string(uid);
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return {};
+  }
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != uid ||
+      (st.st_mode & 077) != 0) {
+    return {};
+  }
+  return dir;
+}
+
+}  // namespace
+
+void warn_once(const std::string& message) {
   std::string shape;  // the message with every run of digits as '#'
   for (char ch : message) {
     bool digit = ch >= '0' && ch <= '9';
@@ -310,15 +333,24 @@ void warn_once(const std::string& message) {
       shape += digit ? '#' : ch;
     }
   }
-  std::string marker = std::string(tmp && *tmp ? tmp : "/tmp") + "/kiln-warned-" +
-                       std::to_string(::getuid()) + "-" +
-                       util::Hasher().update(shape).finish().to_hex().substr(0, 16);
-  util::FileStat st = util::FileStat::of(marker);
-  if (st.exists() && st.mtime_ns > now_ns() - int64_t{3600} * 1000000000) {
-    return;
+  const std::string dir = warning_marker_dir();
+  const std::string marker =
+      dir.empty() ? std::string()
+                  : dir + "/warned-" + util::Hasher().update(shape).finish().to_hex().substr(0, 16);
+  if (!marker.empty()) {
+    util::FileStat st = util::FileStat::of(marker);
+    if (st.exists() && st.mtime_ns > util::Clock::system().wall_ns() - int64_t{3600} * 1000000000) {
+      return;
+    }
   }
   std::fprintf(stderr, "kiln: warning: %s\n", message.c_str());
-  (void)util::write_file(marker, "");
+  if (!marker.empty()) {
+    int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      (void)::futimens(fd, nullptr);  // now: the hour starts again
+      ::close(fd);
+    }
+  }
 }
 
 std::string cleanup_now(const cache::Config& config) {

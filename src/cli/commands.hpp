@@ -13,7 +13,8 @@ int run_command(const std::vector<std::string>& args, cache::Config& config,
                 const std::string& config_error);
 
 // Prints "kiln: warning: <message>" on stderr unless the same message was
-// printed in the last hour (a marker under $TMPDIR), so a build with a broken
+// printed in the last hour (a marker in $TMPDIR/kiln-<uid>, a directory only
+// this user can write; without one, every warning is printed), so a build with a broken
 // cache directory warns once instead of on every compilation.
 // Messages that differ only in numbers (elapsed times, ports) count as the same.
 void warn_once(const std::string& message);
