@@ -53,7 +53,16 @@ int compile(const DriverHooks& hooks, Progress* p, int64_t start_ns) {
     warn_once("cannot open log file " + config.log_file);
   }
 
+  // The client's seams: its environment, taken once here, its stdout and
+  // stderr, and compilers run as children of this process.
+  const util::Environment env = util::Environment::of_process();
+  cache::StandardOutputSink output;
+  cache::LocalExecutor executor;
+
   cache::Invocation inv;
+  inv.env = &env;
+  inv.output = &output;
+  inv.executor = &executor;
   inv.config = &config;
   inv.log = &log;
   inv.cwd = util::current_dir();

@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
-#include <string_view>
 
 #include "kiln/util/clock.hpp"
 
@@ -31,27 +30,6 @@ std::vector<char*> c_argv(const std::vector<std::string>& argv) {
 }
 
 }  // namespace
-
-std::vector<std::string> environment_with(const std::vector<std::string>& overrides) {
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) {
-    std::string_view entry(*e);
-    bool replaced = false;
-    for (const auto& o : overrides) {
-      auto eq = o.find('=');
-      if (eq != std::string::npos && entry.size() > eq &&
-          entry.substr(0, eq + 1) == o.substr(0, eq + 1)) {
-        replaced = true;
-        break;
-      }
-    }
-    if (!replaced) {
-      env.emplace_back(entry);
-    }
-  }
-  env.insert(env.end(), overrides.begin(), overrides.end());
-  return env;
-}
 
 expected<RunResult, int> run_capture(const std::vector<std::string>& argv) {
   return run_capture(argv, RunOptions{});
@@ -84,6 +62,9 @@ expected<RunResult, int> run_capture(const std::vector<std::string>& argv,
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
+  if (!options.cwd.empty()) {
+    posix_spawn_file_actions_addchdir_np(&actions, options.cwd.c_str());
+  }
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
   if (limited) {

@@ -25,6 +25,8 @@ struct RunOptions {
   // timed_out. For daemons: a hung compiler must not hang a worker. (A client
   // keeps the default, so that ^C still reaches the compiler.)
   std::chrono::milliseconds timeout{0};
+  // The child's working directory; empty: this process's.
+  std::string cwd;
 };
 
 // Runs argv[0] (an absolute or relative path, not searched in PATH) with the
@@ -39,10 +41,6 @@ expected<RunResult, int> run_capture(const std::vector<std::string>& argv,
 // The same with options (environment, timeout).
 expected<RunResult, int> run_capture(const std::vector<std::string>& argv,
                                      const RunOptions& options);
-
-// This process's environment as "NAME=value" strings, with `overrides`
-// replacing or adding variables of the same names.
-std::vector<std::string> environment_with(const std::vector<std::string>& overrides);
 
 // Replaces this process with argv[0]. Returns only on failure (with errno set).
 void exec_replace(const std::vector<std::string>& argv);
