@@ -1,0 +1,38 @@
+#include "kiln/config/error.hpp"
+
+namespace kiln::config {
+
+std::string_view to_string(Origin o) {
+  switch (o) {
+    case Origin::default_value:
+      return "default";
+    case Origin::config_file:
+      return "config file";
+    case Origin::environment:
+      return "environment";
+    case Origin::command_line:
+      return "command line";
+  }
+  return "?";
+}
+
+std::string to_string(const Error& e) {
+  std::string out = e.source;
+  switch (e.kind) {
+    case ErrorKind::unreadable_file:
+      return out + ": " + e.reason;
+    case ErrorKind::syntax:
+      return out + ":" + std::to_string(e.line) + ": " + e.reason;
+    case ErrorKind::unknown_key:
+      return (out.empty() ? "" : out + ": ") + "unknown key \"" + e.key + "\"";
+    case ErrorKind::bad_value:
+      // A variable names its key already; a file or the command line does not.
+      if (e.origin == Origin::environment) {
+        return out + ": " + e.reason;
+      }
+      return (out.empty() ? "" : out + ": ") + e.key + ": " + e.reason;
+  }
+  return out;
+}
+
+}  // namespace kiln::config
