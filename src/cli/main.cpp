@@ -7,8 +7,8 @@
 #include <cstring>
 
 #include "kiln/cache/compilation.hpp"
-#include "kiln/cache/config.hpp"
 #include "kiln/cli/commands.hpp"
+#include "kiln/cli/settings.hpp"
 #include "kiln/compiler/compiler_info.hpp"
 #include "kiln/util/file.hpp"
 #include "kiln/util/path.hpp"
@@ -41,14 +41,8 @@ int main(int argc, char** argv) {
   std::string compiler_name;
   if (name == "kiln" || name.starts_with("kiln-") || name.starts_with("lt-kiln")) {
     if (rest.empty() || rest[0].starts_with("-")) {
-      cache::Config config;
-      std::string error;
-      if (auto c = cache::load_config(&config)) {
-        config = std::move(*c);
-      } else {
-        error = c.error().message;
-      }
-      return cli::run_command(rest, config, error);
+      auto [config, errors] = cli::load_config();
+      return cli::run_command(rest, config, errors);
     }
     compiler_name = rest[0];
     rest.erase(rest.begin());
@@ -63,11 +57,9 @@ int main(int argc, char** argv) {
     return 127;
   }
 
-  cache::Config config;
-  if (auto c = cache::load_config(&config)) {
-    config = std::move(*c);
-  } else {
-    cli::warn_once("configuration: " + c.error().message + " (using defaults for it)");
+  auto [config, config_errors] = cli::load_config();
+  if (!config_errors.empty()) {
+    cli::warn_once("configuration: " + cli::describe(config_errors) + " (using defaults for it)");
   }
   if (config.disable) {
     exec_compiler(compiler, rest);
