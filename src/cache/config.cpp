@@ -28,54 +28,55 @@ KeyDecl flag(const char* name, const char* env, bool value, const char* doc) {
   return KeyDecl(name, env, Type::boolean, value ? "true" : "false", doc);
 }
 
+// The cache's keys are all in the "general" table of docs/configuration.md.
+void add(config::Registry& r, KeyDecl&& decl) {
+  r.add(std::move(decl).in_section("general").owned_by("cache"));
+}
+
 // Documentation order; variable names follow ccache's where one exists.
-std::vector<KeyDecl> keys() {
-  return {
-      flag("disable", "KILN_DISABLE", false, "run the compiler directly, touching nothing"),
+void add_keys(config::Registry& r) {
+  add(r, flag("disable", "KILN_DISABLE", false, "run the compiler directly, touching nothing"));
+  add(r,
       KeyDecl("base_dir", "KILN_BASEDIR", Type::string, "",
               "absolute directory; absolute paths below it in the command line are rewritten "
               "relative to the working directory (and the compiler is run with the rewritten "
               "paths), so checkouts in different directories share hits. See docs/direct-mode.md")
-          .checked_by(absolute_dir),
-      flag("direct_mode", "KILN_DIRECT", true,
-           "look results up by the source and the headers it included last time, without "
-           "running the preprocessor"),
+          .checked_by(absolute_dir));
+  add(r, flag("direct_mode", "KILN_DIRECT", true,
+              "look results up by the source and the headers it included last time, without "
+              "running the preprocessor"));
+  add(r,
       flag("depend_mode", "KILN_DEPEND", true,
            "when the build asks for a depfile (`-MD`/`-MMD`), a miss compiles at once and learns "
-           "the headers from the depfile instead of running the preprocessor first"),
-      flag("hash_dir", "KILN_HASHDIR", true,
-           "with `-g`, put the working directory into the key, since the debug info records it "
-           "(with `-fdebug-prefix-map`/`-ffile-prefix-map`, what the maps leave of it; nothing "
-           "with clang's `-fdebug-compilation-dir`). `false` shares objects whose debug info "
-           "names another directory"),
-      flag("read_only", "KILN_READONLY", false, "use hits but store nothing"),
-      flag("recache", "KILN_RECACHE", false, "never use hits, store (overwrite) results"),
-      flag("stats", "KILN_STATS", true,
-           "keep statistics (the size and file counters used by cleanup are always kept)"),
-      KeyDecl("compression_level", "KILN_COMPRESSLEVEL", Type::integer, "1",
-              "zstd level of stored entries (-5 … 19; 0 stores uncompressed)")
-          .between(-5, 19),
-      KeyDecl("file_link", "KILN_FILE_LINK", Type::choice, "copy",
-              "how a hit's object gets into place. `copy`: the object is stored compressed "
-              "inside the result entry and written out. `reflink`: stored beside the entry as a "
-              "plain file and cloned copy-on-write on a hit (btrfs, XFS; elsewhere a copy). "
-              "`hardlink`: stored as a plain file and hard-linked into place — fastest, but the "
-              "build must never modify an object in place, or the cached copy changes too "
-              "(kiln checks the size on a hit, not the content)")
-          .one_of({"copy", "hardlink", "reflink"}),
-      KeyDecl("log_file", "KILN_LOGFILE", Type::string, "",
-              "append a JSON-lines debug log of every decision to this file"),
-  };
+           "the headers from the depfile instead of running the preprocessor first"));
+  add(r, flag("hash_dir", "KILN_HASHDIR", true,
+              "with `-g`, put the working directory into the key, since the debug info records it "
+              "(with `-fdebug-prefix-map`/`-ffile-prefix-map`, what the maps leave of it; nothing "
+              "with clang's `-fdebug-compilation-dir`). `false` shares objects whose debug info "
+              "names another directory"));
+  add(r, flag("read_only", "KILN_READONLY", false, "use hits but store nothing"));
+  add(r, flag("recache", "KILN_RECACHE", false, "never use hits, store (overwrite) results"));
+  add(r, flag("stats", "KILN_STATS", true,
+              "keep statistics (the size and file counters used by cleanup are always kept)"));
+  add(r, KeyDecl("compression_level", "KILN_COMPRESSLEVEL", Type::integer, "1",
+                 "zstd level of stored entries (-5 … 19; 0 stores uncompressed)")
+             .between(-5, 19));
+  add(r, KeyDecl("file_link", "KILN_FILE_LINK", Type::choice, "copy",
+                 "how a hit's object gets into place. `copy`: the object is stored compressed "
+                 "inside the result entry and written out. `reflink`: stored beside the entry as a "
+                 "plain file and cloned copy-on-write on a hit (btrfs, XFS; elsewhere a copy). "
+                 "`hardlink`: stored as a plain file and hard-linked into place — fastest, but the "
+                 "build must never modify an object in place, or the cached copy changes too "
+                 "(kiln checks the size on a hit, not the content)")
+             .one_of({"copy", "hardlink", "reflink"}));
+  add(r, KeyDecl("log_file", "KILN_LOGFILE", Type::string, "",
+                 "append a JSON-lines debug log of every decision to this file"));
 }
 
 }  // namespace
 
 void register_settings(config::Registry& registry) {
-  for (auto& decl : keys()) {
-    decl.section = "general";
-    decl.component = "cache";
-    registry.add(std::move(decl));
-  }
+  add_keys(registry);
 }
 
 Config make_config(config::Values values, std::string config_path) {

@@ -12,7 +12,7 @@ constexpr std::string_view k_end = "<!-- end config-table -->";
 
 std::string default_cell(const KeyDecl& decl) {
   if (!decl.doc_default.empty()) {
-    return decl.doc_default;
+    return std::string(decl.doc_default);
   }
   if (decl.default_text.empty()) {
     return "empty";
@@ -31,7 +31,7 @@ std::string markdown_table(const Registry& registry, std::string_view section) {
       continue;
     }
     out += "| `" + decl.name + "` | " + (decl.env.empty() ? "" : "`" + decl.env + "`") + " | " +
-           default_cell(decl) + " | " + decl.doc + " |\n";
+           default_cell(decl) + " | " + std::string(decl.doc) + " |\n";
   }
   return out;
 }

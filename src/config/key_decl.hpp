@@ -5,6 +5,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -43,26 +44,29 @@ using Getenv = std::function<const char*(const char*)>;
 //   KeyDecl("remote_backoff", "KILN_REMOTE_BACKOFF", Type::integer, "30",
 //           "after a level times out, ...").between(0, 86400).counting("seconds")
 struct KeyDecl {
-  KeyDecl(std::string name, std::string env, Type type, std::string default_text, std::string doc)
+  // The text fields that are string_views (doc, doc_default, section,
+  // component, unit) must refer to static storage: string literals.
+  KeyDecl(std::string name, std::string env, Type type, std::string default_text,
+          std::string_view doc)
       : name(std::move(name)),
         env(std::move(env)),
         type(type),
         default_text(std::move(default_text)),
-        doc(std::move(doc)) {}
+        doc(doc) {}
 
   std::string name;  // in the TOML file and for `kiln -o name=value`
   std::string env;   // environment variable, KILN_*
   Type type = Type::string;
-  std::string default_text;  // parsed like any other value; must be valid
-  std::string doc;           // one line of markdown: the table's "meaning"
-  std::string section;       // the documentation table the key is listed in
-  std::string component;     // who declared it ("storage", "cache", ...)
+  std::string default_text;    // parsed like any other value; must be valid
+  std::string_view doc;        // one line of markdown: the table's "meaning"
+  std::string_view section;    // the documentation table the key is listed in
+  std::string_view component;  // who declared it ("storage", "cache", ...)
   // Markdown for the table's default column when default_text alone does not
   // say it (a computed default, or one a backend fills in).
-  std::string doc_default;
+  std::string_view doc_default;
   int64_t min = std::numeric_limits<int64_t>::min();  // integer and size
   int64_t max = std::numeric_limits<int64_t>::max();
-  std::string unit;                  // integer: what the number counts ("seconds")
+  std::string_view unit;             // integer: what the number counts ("seconds")
   std::vector<std::string> choices;  // choice: the values; list: each element
   // Computed at load time instead of default_text (e.g. from $XDG_CACHE_HOME).
   std::function<std::string(const Getenv&)> dynamic_default;
@@ -71,46 +75,47 @@ struct KeyDecl {
   std::function<std::optional<std::string>(Value&)> check;
   Redact redact = Redact::none;
 
-  KeyDecl& in_section(std::string s) {
-    section = std::move(s);
-    return *this;
+  // Setters for the declaration's expression; each returns the declaration.
+  KeyDecl&& in_section(std::string_view s) && {
+    section = s;
+    return std::move(*this);
   }
-  KeyDecl& owned_by(std::string c) {
-    component = std::move(c);
-    return *this;
+  KeyDecl&& owned_by(std::string_view c) && {
+    component = c;
+    return std::move(*this);
   }
-  KeyDecl& doc_default_is(std::string markdown) {
-    doc_default = std::move(markdown);
-    return *this;
+  KeyDecl&& doc_default_is(std::string_view markdown) && {
+    doc_default = markdown;
+    return std::move(*this);
   }
-  KeyDecl& between(int64_t lo, int64_t hi) {
+  KeyDecl&& between(int64_t lo, int64_t hi) && {
     min = lo;
     max = hi;
-    return *this;
+    return std::move(*this);
   }
-  KeyDecl& at_least(int64_t lo) {
+  KeyDecl&& at_least(int64_t lo) && {
     min = lo;
-    return *this;
+    return std::move(*this);
   }
-  KeyDecl& counting(std::string what) {
-    unit = std::move(what);
-    return *this;
+  KeyDecl&& counting(std::string_view what) && {
+    unit = what;
+    return std::move(*this);
   }
-  KeyDecl& one_of(std::vector<std::string> values) {
+  KeyDecl&& one_of(std::vector<std::string> values) && {
     choices = std::move(values);
-    return *this;
+    return std::move(*this);
   }
-  KeyDecl& computed_by(std::function<std::string(const Getenv&)> f) {
+  KeyDecl&& computed_by(std::function<std::string(const Getenv&)> f) && {
     dynamic_default = std::move(f);
-    return *this;
+    return std::move(*this);
   }
-  KeyDecl& checked_by(std::function<std::optional<std::string>(Value&)> f) {
+  KeyDecl&& checked_by(std::function<std::optional<std::string>(Value&)> f) && {
     check = std::move(f);
-    return *this;
+    return std::move(*this);
   }
-  KeyDecl& redacted(Redact r) {
+  KeyDecl&& redacted(Redact r) && {
     redact = r;
-    return *this;
+    return std::move(*this);
   }
 };
 

@@ -39,7 +39,7 @@ bool is_choice(const KeyDecl& decl, std::string_view v) {
 }
 
 std::string range_reason(const KeyDecl& decl, const char* noun) {
-  std::string what = decl.unit.empty() ? noun : decl.unit;
+  std::string what = decl.unit.empty() ? std::string(noun) : std::string(decl.unit);
   constexpr int64_t k_no_max = std::numeric_limits<int64_t>::max();
   constexpr int64_t k_no_min = std::numeric_limits<int64_t>::min();
   if (decl.max != k_no_max && decl.min != k_no_min) {

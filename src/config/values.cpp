@@ -7,7 +7,9 @@
 namespace kiln::config {
 
 Values::Values(const Registry& registry, const Getenv& getenv) : m_registry(&registry) {
-  for (const auto& decl : registry.keys()) {
+  m_entries.reserve(registry.size());
+  for (size_t i = 0; i < registry.size(); ++i) {
+    const KeyDecl& decl = registry.at(i);
     std::string text = decl.dynamic_default ? decl.dynamic_default(getenv) : decl.default_text;
     auto v = parse_value(decl, text);
     if (!v) {
@@ -15,16 +17,16 @@ Values::Values(const Registry& registry, const Getenv& getenv) : m_registry(&reg
       // not parse is a bug of its declaration.
       throw std::logic_error("configuration key \"" + decl.name + "\": bad default: " + v.error());
     }
-    m_entries[decl.name] = Entry{std::move(*v), Origin::default_value};
+    m_entries.push_back(Entry{std::move(*v), Origin::default_value});
   }
 }
 
-const Values::Entry& Values::entry(std::string_view key) const {
-  auto it = m_entries.find(key);
-  if (it == m_entries.end()) {
+size_t Values::index(std::string_view key) const {
+  size_t i = m_registry ? m_registry->index_of(key) : 0;
+  if (i >= m_entries.size()) {
     throw std::logic_error("configuration key \"" + std::string(key) + "\" is not declared");
   }
-  return it->second;
+  return i;
 }
 
 namespace {
@@ -58,16 +60,17 @@ Origin Values::origin(std::string_view key) const {
 }
 
 std::string Values::display(std::string_view key) const {
-  return display_value(*m_registry->find(key), entry(key).value);
+  size_t i = index(key);
+  return display_value(m_registry->at(i), m_entries[i].value);
 }
 
 void Values::set(std::string_view key, Value value, Origin origin) {
-  auto it = m_entries.find(key);
-  if (it == m_entries.end() || it->second.value.index() != value.index()) {
+  Entry& e = m_entries[index(key)];
+  if (e.value.index() != value.index()) {
     throw std::logic_error("configuration key \"" + std::string(key) +
                            "\" set to a value of the wrong type");
   }
-  it->second = Entry{std::move(value), origin};
+  e = Entry{std::move(value), origin};
 }
 
 }  // namespace kiln::config

@@ -1,7 +1,6 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,10 +41,11 @@ class Values {
     Value value;
     Origin origin = Origin::default_value;
   };
-  const Entry& entry(std::string_view key) const;
+  size_t index(std::string_view key) const;
+  const Entry& entry(std::string_view key) const { return m_entries[index(key)]; }
 
   const Registry* m_registry = nullptr;
-  std::map<std::string, Entry, std::less<>> m_entries;
+  std::vector<Entry> m_entries;  // by the key's Registry::index_of
 };
 
 }  // namespace kiln::config

@@ -39,95 +39,97 @@ std::optional<std::string> server_side_encryption(Value& v) {
   return std::nullopt;
 }
 
-const std::vector<std::string> k_rw_modes = {"READ_ONLY", "READ_WRITE"};
-
-std::vector<KeyDecl> general_keys() {
-  return {
-      KeyDecl("cache_dir", "KILN_DIR", Type::string, "",
+// Documentation order, table "general": the local store.
+void add_general_keys(config::Registry& r) {
+  auto add = [&r](KeyDecl&& decl) {
+    r.add(std::move(decl).in_section("general").owned_by("storage"));
+  };
+  add(KeyDecl("cache_dir", "KILN_DIR", Type::string, "",
               "where the local store, statistics and compiler probes live")
           .doc_default_is("`$XDG_CACHE_HOME/kiln` or `~/.cache/kiln`")
           .computed_by(default_cache_dir)
-          .checked_by(not_empty),
-      KeyDecl("max_size", "KILN_MAXSIZE", Type::size, "5G",
+          .checked_by(not_empty));
+  add(KeyDecl("max_size", "KILN_MAXSIZE", Type::size, "5G",
               "size limit of the local store (`K`, `M`, `G`, `T` are powers of 1024; `0` = no "
               "limit). Exceeding it starts a background cleanup that trims the store to 90 % of "
               "the limit, least recently used entries first")
-          .at_least(0),
-  };
+          .at_least(0));
 }
 
-std::vector<KeyDecl> remote_keys() {
-  return {
-      KeyDecl("storage", "KILN_STORAGE", Type::list, "",
+// Documentation order, table "remote": the levels of docs/remote-storage.md.
+void add_remote_keys(config::Registry& r) {
+  auto add = [&r](KeyDecl&& decl) {
+    r.add(std::move(decl).in_section("remote").owned_by("storage"));
+  };
+  add(KeyDecl("storage", "KILN_STORAGE", Type::list, "",
               "order of the chain, e.g. `local,redis,s3`; empty: `local`, then `redis`, `s3`, "
               "`http` as configured. A level named here but not configured is reported")
-          .one_of({"local", "redis", "s3", "http"}),
-      KeyDecl("remote_connect_timeout", "KILN_REMOTE_CONNECT_TIMEOUT", Type::integer, "1000",
+          .one_of({"local", "redis", "s3", "http"}));
+  add(KeyDecl("remote_connect_timeout", "KILN_REMOTE_CONNECT_TIMEOUT", Type::integer, "1000",
               "connect timeout of every remote request, milliseconds")
           .between(1, 600000)
-          .counting("milliseconds"),
-      KeyDecl("remote_request_timeout", "KILN_REMOTE_REQUEST_TIMEOUT", Type::integer, "5000",
+          .counting("milliseconds"));
+  add(KeyDecl("remote_request_timeout", "KILN_REMOTE_REQUEST_TIMEOUT", Type::integer, "5000",
               "timeout of one remote request, milliseconds")
           .between(1, 600000)
-          .counting("milliseconds"),
-      KeyDecl("remote_backoff", "KILN_REMOTE_BACKOFF", Type::integer, "30",
+          .counting("milliseconds"));
+  add(KeyDecl("remote_backoff", "KILN_REMOTE_BACKOFF", Type::integer, "30",
               "after a level times out, every kiln process skips it for this many seconds "
               "(counter `<level>_skipped`); 0 = never skip")
           .between(0, 86400)
-          .counting("seconds"),
-      KeyDecl("remote_plugin", "KILN_REMOTE_PLUGIN", Type::string, "",
+          .counting("seconds"));
+  add(KeyDecl("remote_plugin", "KILN_REMOTE_PLUGIN", Type::string, "",
               "directory of the plugins: `libkiln-remote.so` (S3, HTTPS; libcurl), "
               "`libkiln-http.so` (HTTP on `http://`; no libcurl) and `libkiln-redis.so` (Redis; "
               "hiredis only)")
-          .doc_default_is("next to `kiln`"),
-      KeyDecl("s3_bucket", "KILN_S3_BUCKET", Type::string, "",
-              "S3 bucket; setting it enables the S3 level"),
-      KeyDecl("s3_endpoint", "KILN_S3_ENDPOINT", Type::string, "",
+          .doc_default_is("next to `kiln`"));
+  add(KeyDecl("s3_bucket", "KILN_S3_BUCKET", Type::string, "",
+              "S3 bucket; setting it enables the S3 level"));
+  add(KeyDecl("s3_endpoint", "KILN_S3_ENDPOINT", Type::string, "",
               "`host[:port]` of an S3-compatible store (MinIO); a leading `http://` or "
               "`https://` also sets `s3_use_ssl`")
-          .doc_default_is("`s3.<region>.amazonaws.com`"),
-      KeyDecl("s3_region", "KILN_S3_REGION", Type::string, "us-east-1",
-              "region used for signing (AWS Signature V4)"),
-      KeyDecl("s3_key_prefix", "KILN_S3_KEY_PREFIX", Type::string, "",
-              "objects are `<prefix>/<k0k1>/<k2k3>/<key>`"),
-      KeyDecl("s3_use_ssl", "KILN_S3_USE_SSL", Type::boolean, "true", "HTTPS to the endpoint"),
-      KeyDecl("s3_virtual_host_style", "KILN_S3_ENABLE_VIRTUAL_HOST_STYLE", Type::boolean, "false",
-              "`bucket.endpoint/key` instead of `endpoint/bucket/key`"),
-      KeyDecl("s3_server_side_encryption", "KILN_S3_SERVER_SIDE_ENCRYPTION", Type::string, "",
+          .doc_default_is("`s3.<region>.amazonaws.com`"));
+  add(KeyDecl("s3_region", "KILN_S3_REGION", Type::string, "us-east-1",
+              "region used for signing (AWS Signature V4)"));
+  add(KeyDecl("s3_key_prefix", "KILN_S3_KEY_PREFIX", Type::string, "",
+              "objects are `<prefix>/<k0k1>/<k2k3>/<key>`"));
+  add(KeyDecl("s3_use_ssl", "KILN_S3_USE_SSL", Type::boolean, "true", "HTTPS to the endpoint"));
+  add(KeyDecl("s3_virtual_host_style", "KILN_S3_ENABLE_VIRTUAL_HOST_STYLE", Type::boolean, "false",
+              "`bucket.endpoint/key` instead of `endpoint/bucket/key`"));
+  add(KeyDecl("s3_server_side_encryption", "KILN_S3_SERVER_SIDE_ENCRYPTION", Type::string, "",
               "`AES256` (SSE-S3; `true` as in sccache) or `aws:kms` (SSE-KMS)")
-          .checked_by(server_side_encryption),
-      KeyDecl("s3_sse_kms_key_id", "KILN_S3_SSE_KMS_KEY_ID", Type::string, "",
-              "KMS key id for `aws:kms`"),
-      KeyDecl("s3_no_credentials", "KILN_S3_NO_CREDENTIALS", Type::boolean, "false",
-              "anonymous access (reads only)"),
-      KeyDecl("s3_rw_mode", "KILN_S3_RW_MODE", Type::choice, "READ_WRITE",
+          .checked_by(server_side_encryption));
+  add(KeyDecl("s3_sse_kms_key_id", "KILN_S3_SSE_KMS_KEY_ID", Type::string, "",
+              "KMS key id for `aws:kms`"));
+  add(KeyDecl("s3_no_credentials", "KILN_S3_NO_CREDENTIALS", Type::boolean, "false",
+              "anonymous access (reads only)"));
+  add(KeyDecl("s3_rw_mode", "KILN_S3_RW_MODE", Type::choice, "READ_WRITE",
               "`READ_ONLY`: use hits, never write")
-          .one_of(k_rw_modes),
-      KeyDecl("redis_endpoint", "KILN_REDIS_ENDPOINT", Type::string, "",
+          .one_of({"READ_ONLY", "READ_WRITE"}));
+  add(KeyDecl("redis_endpoint", "KILN_REDIS_ENDPOINT", Type::string, "",
               "`redis://[[user]:password@]host[:port][/db]` or `unix:///path`; enables the Redis "
               "level")
-          .redacted(config::Redact::url_password),
-      KeyDecl("redis_key_prefix", "KILN_REDIS_KEY_PREFIX", Type::string, "",
-              "keys are `<prefix><key>`"),
-      KeyDecl("redis_expiration", "KILN_REDIS_EXPIRATION", Type::integer, "0",
+          .redacted(config::Redact::url_password));
+  add(KeyDecl("redis_key_prefix", "KILN_REDIS_KEY_PREFIX", Type::string, "",
+              "keys are `<prefix><key>`"));
+  add(KeyDecl("redis_expiration", "KILN_REDIS_EXPIRATION", Type::integer, "0",
               "seconds a key lives (refreshed on a hit); 0 = no expiry")
           .at_least(0)
-          .counting("seconds"),
-      KeyDecl("redis_rw_mode", "KILN_REDIS_RW_MODE", Type::choice, "READ_WRITE",
+          .counting("seconds"));
+  add(KeyDecl("redis_rw_mode", "KILN_REDIS_RW_MODE", Type::choice, "READ_WRITE",
               "`READ_ONLY` or `READ_WRITE`")
-          .one_of(k_rw_modes),
-      KeyDecl("http_endpoint", "KILN_HTTP_ENDPOINT", Type::string, "",
+          .one_of({"READ_ONLY", "READ_WRITE"}));
+  add(KeyDecl("http_endpoint", "KILN_HTTP_ENDPOINT", Type::string, "",
               "base URL; objects are `<url>/<k0k1>/<k2k3>/<key>` (GET/PUT/HEAD/DELETE; nginx "
-              "WebDAV works)"),
-      KeyDecl("http_bearer_token", "KILN_HTTP_BEARER_TOKEN", Type::string, "",
+              "WebDAV works)"));
+  add(KeyDecl("http_bearer_token", "KILN_HTTP_BEARER_TOKEN", Type::string, "",
               "sent as `Authorization: Bearer …`")
-          .redacted(config::Redact::secret),
-      KeyDecl("http_headers", "KILN_HTTP_HEADERS", Type::string, "",
-              "extra headers, `Name: value` pairs separated by `;`"),
-      KeyDecl("http_rw_mode", "KILN_HTTP_RW_MODE", Type::choice, "READ_WRITE",
+          .redacted(config::Redact::secret));
+  add(KeyDecl("http_headers", "KILN_HTTP_HEADERS", Type::string, "",
+              "extra headers, `Name: value` pairs separated by `;`"));
+  add(KeyDecl("http_rw_mode", "KILN_HTTP_RW_MODE", Type::choice, "READ_WRITE",
               "`READ_ONLY` or `READ_WRITE`")
-          .one_of(k_rw_modes),
-  };
+          .one_of({"READ_ONLY", "READ_WRITE"}));
 }
 
 RemoteCommon common(const config::Values& v, const char* rw_mode_key) {
@@ -213,16 +215,8 @@ bool StorageSettings::has_remote() const {
 }
 
 void register_settings(config::Registry& registry) {
-  for (auto& decl : general_keys()) {
-    decl.section = "general";
-    decl.component = "storage";
-    registry.add(std::move(decl));
-  }
-  for (auto& decl : remote_keys()) {
-    decl.section = "remote";
-    decl.component = "storage";
-    registry.add(std::move(decl));
-  }
+  add_general_keys(registry);
+  add_remote_keys(registry);
 }
 
 StorageSettings storage_settings(const config::Values& v) {
