@@ -3,7 +3,7 @@
 #include <exception>
 
 #include "kiln/cache/depfile.hpp"
-#include "kiln/cache/storage_levels.hpp"
+#include "kiln/storage/levels.hpp"
 #include "kiln/util/file.hpp"
 #include "kiln/util/path.hpp"
 
@@ -89,7 +89,7 @@ void Compilation::merge_storage_counters() {
   if (!m_chain) {
     return;
   }
-  if (m_cfg.remote_backoff_s > 0) {
+  if (m_cfg.storage.remote_backoff_s > 0) {
     for (const auto& level : m_chain->timed_out()) {
       std::string marker = backoff_marker(level);
       if (util::make_directories(std::string(util::dir_name(marker)))) {
@@ -114,12 +114,12 @@ std::string Compilation::backoff_marker(const std::string& level) const {
 
 void Compilation::open_storage() {
   m_local = std::make_unique<storage::LocalStorage>(m_cfg.cache_dir);
-  auto levels = storage_levels(m_cfg, m_local.get());
+  auto levels = storage::storage_levels(m_cfg.storage, m_local.get(), m_cfg.read_only);
   // A level that timed out recently, in any kiln process, is skipped for a
   // while: a dead server must not cost every compilation of a build its
   // timeout (docs/remote-storage.md).
-  if (m_cfg.remote_backoff_s > 0) {
-    const int64_t since = m_inv.start_ns - int64_t{m_cfg.remote_backoff_s} * 1000000000;
+  if (m_cfg.storage.remote_backoff_s > 0) {
+    const int64_t since = m_inv.start_ns - int64_t{m_cfg.storage.remote_backoff_s} * 1000000000;
     for (auto& level : levels) {
       if (level.storage == nullptr &&
           util::FileStat::of(backoff_marker(level.name)).mtime_ns > since) {

@@ -34,10 +34,9 @@ int compile(const DriverHooks& hooks, Progress* p, int64_t start_ns) {
     return 127;
   }
 
-  std::string config_error;
-  cache::Config config = hooks.load_config(&config_error);
-  if (!config_error.empty()) {
-    warn_once("configuration: " + config_error + " (using defaults for it)");
+  auto [config, config_errors] = hooks.load_config();
+  if (!config_errors.empty()) {
+    warn_once("configuration: " + describe(config_errors) + " (using defaults for it)");
   }
   if (config.disable) {
     return hooks.exec(p->compiler, p->args);
@@ -117,9 +116,8 @@ int run_unguarded(const std::vector<std::string>& argv, const DriverHooks& hooks
   if (name == "kiln" || name.starts_with("kiln-") || name.starts_with("lt-kiln")) {
     if (rest.empty() || rest[0].starts_with("-")) {
       p->command = true;
-      std::string error;
-      cache::Config config = hooks.load_config(&error);
-      return run_command(rest, config, error);
+      auto [config, errors] = hooks.load_config();
+      return run_command(rest, config, errors);
     }
     p->compiler_name = rest[0];
     rest.erase(rest.begin());
@@ -159,15 +157,7 @@ int recover(const DriverHooks& hooks, Progress* p, const char* what) {
 
 DriverHooks default_hooks() {
   DriverHooks hooks;
-  hooks.load_config = [](std::string* error) {
-    cache::Config config;
-    if (auto c = cache::load_config(&config)) {
-      return std::move(*c);
-    } else {
-      *error = c.error().message;
-    }
-    return config;
-  };
+  hooks.load_config = [] { return load_config(); };
   hooks.exec = [](const std::string& compiler, const std::vector<std::string>& args) {
     std::vector<std::string> argv{compiler};
     argv.insert(argv.end(), args.begin(), args.end());

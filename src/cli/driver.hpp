@@ -4,21 +4,21 @@
 #include <string>
 #include <vector>
 
-#include "kiln/cache/config.hpp"
+#include "kiln/cli/settings.hpp"
 
 namespace kiln::cli {
 
 // What the driver does to the world that a test may want to replace.
 struct DriverHooks {
-  // Loads the configuration; on a problem, sets *error and returns what it
-  // could load (defaults for the rest). May throw: the driver recovers.
-  std::function<cache::Config(std::string* error)> load_config;
+  // Loads the configuration (with defaults for what failed, and the
+  // errors). May throw: the driver recovers.
+  std::function<LoadedConfig()> load_config;
   // Replaces kiln with `compiler args...`. The real one returns only when the
   // compiler cannot be executed (127); a test's returns the status to use.
   std::function<int(const std::string& compiler, const std::vector<std::string>& args)> exec;
 };
 
-// The real hooks: cache::load_config and execv.
+// The real hooks: cli::load_config and execv.
 DriverHooks default_hooks();
 
 // Everything main() does, for argv as main() received it (argv[0] decides

@@ -15,7 +15,7 @@ struct Recorder {
   std::string compiler;
   std::vector<std::string> args;
 
-  DriverHooks hooks(std::function<cache::Config(std::string*)> load) {
+  DriverHooks hooks(std::function<LoadedConfig()> load) {
     DriverHooks h;
     h.load_config = std::move(load);
     h.exec = [this](const std::string& c, const std::vector<std::string>& a) {
@@ -30,7 +30,7 @@ struct Recorder {
 
 TEST(DriverTest, AnExceptionFromTheConfigurationRunsTheCompiler) {
   Recorder r;
-  auto hooks = r.hooks([](std::string*) -> cache::Config { throw std::runtime_error("boom"); });
+  auto hooks = r.hooks([]() -> LoadedConfig { throw std::runtime_error("boom"); });
   ::testing::internal::CaptureStderr();
   int status = run({"kiln", "c++", "-c", "a.c", "-o", "a.o"}, hooks);
   std::string err = ::testing::internal::GetCapturedStderr();
@@ -44,7 +44,7 @@ TEST(DriverTest, AnExceptionFromTheConfigurationRunsTheCompiler) {
 
 TEST(DriverTest, AnExceptionWhenMasqueradingRunsTheCompiler) {
   Recorder r;
-  auto hooks = r.hooks([](std::string*) -> cache::Config { throw 7; });
+  auto hooks = r.hooks([]() -> LoadedConfig { throw 7; });
   ::testing::internal::CaptureStderr();
   int status = run({"/usr/lib/kiln/c++", "-c", "a.c"}, hooks);
   std::string err = ::testing::internal::GetCapturedStderr();
@@ -55,7 +55,7 @@ TEST(DriverTest, AnExceptionWhenMasqueradingRunsTheCompiler) {
 
 TEST(DriverTest, AnExceptionInACommandIsReportedNotThrown) {
   Recorder r;
-  auto hooks = r.hooks([](std::string*) -> cache::Config { throw std::runtime_error("bad"); });
+  auto hooks = r.hooks([]() -> LoadedConfig { throw std::runtime_error("bad"); });
   ::testing::internal::CaptureStderr();
   int status = run({"kiln", "-s"}, hooks);
   std::string err = ::testing::internal::GetCapturedStderr();
@@ -69,11 +69,11 @@ class DriverDirTest : public testing::TempDirTest {};
 TEST_F(DriverDirTest, ADisabledCacheRunsTheCompilerThroughTheHook) {
   Recorder r;
   std::string dir = m_dir;
-  auto hooks = r.hooks([dir](std::string*) {
-    cache::Config c;
-    c.cache_dir = dir + "/cache";
-    c.disable = true;
-    return c;
+  auto hooks = r.hooks([dir] {
+    LoadedConfig loaded;
+    loaded.config.cache_dir = dir + "/cache";
+    loaded.config.disable = true;
+    return loaded;
   });
   EXPECT_EQ(run({"kiln", "cc", "-c", "x.c"}, hooks), 42);
   EXPECT_EQ(r.execs, 1);
