@@ -68,9 +68,10 @@ std::vector<StorageChain::LevelSpec> storage_levels(const StorageSettings& s, St
       }
       continue;
     }
-    auto [settings, level_read_only] = remote_text(s, name, read_only);
-    spec.read_only = level_read_only;
-    spec.open = [name, settings, plugin_dir]() {
+    // Not a structured binding: clang 14 cannot capture one in a lambda.
+    auto text = remote_text(s, name, read_only);
+    spec.read_only = text.second;
+    spec.open = [name, settings = std::move(text.first), plugin_dir]() {
       return open_remote_storage(name, settings,
                                  plugin_dir.empty() ? default_plugin_dir() : plugin_dir);
     };
