@@ -342,8 +342,10 @@ TEST_F(S3StorageTest, WebIdentityCredentialsAreRenewedBeforeExpiry) {
   s.role_arn = k_role_arn;
   s.web_identity_token_file = token_file;
   s.sts_endpoint = m_moto->url();
-  int64_t now = system_clock_now();
-  CredentialsProvider provider(s, env_of(), [&] { return now; });
+  int64_t now = util::Clock::system().wall_seconds();
+  auto clock = util::ManualClock::at_unix_seconds(now);
+  auto set_now = [&](int64_t t) { clock.advance(std::chrono::seconds(t - clock.wall_seconds())); };
+  CredentialsProvider provider(s, env_of(), clock);
 
   auto first = provider.get();
   ASSERT_TRUE(first) << first.error().message;
@@ -351,11 +353,11 @@ TEST_F(S3StorageTest, WebIdentityCredentialsAreRenewedBeforeExpiry) {
   EXPECT_FALSE(first->session_token.empty());
   EXPECT_GT(first->expiration, now + 600);
   EXPECT_TRUE(contains(first->source, "web identity")) << first->source;
-  now = first->expiration - 400;  // not yet in the 5-minute renewal window
+  set_now(first->expiration - 400);  // not yet in the 5-minute renewal window
   ASSERT_TRUE(provider.get());
   EXPECT_EQ(provider.sts_requests(), 1);
 
-  now = first->expiration - 200;  // inside the 5-minute renewal window
+  set_now(first->expiration - 200);  // inside the 5-minute renewal window
   auto renewed = provider.get();
   ASSERT_TRUE(renewed) << renewed.error().message;
   EXPECT_EQ(provider.sts_requests(), 2);
@@ -364,11 +366,11 @@ TEST_F(S3StorageTest, WebIdentityCredentialsAreRenewedBeforeExpiry) {
   // When renewal fails (here: the token file is gone), the credentials
   // serve until they expire.
   std::filesystem::remove(token_file);
-  now = renewed->expiration - 100;
+  set_now(renewed->expiration - 100);
   auto kept = provider.get();
   ASSERT_TRUE(kept) << kept.error().message;
   EXPECT_EQ(kept->access_key_id, renewed->access_key_id);
-  now = renewed->expiration + 1;
+  set_now(renewed->expiration + 1);
   auto expired = provider.get();
   ASSERT_FALSE(expired);
   EXPECT_TRUE(contains(expired.error().message, "cannot read the token file"))
