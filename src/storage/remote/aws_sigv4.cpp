@@ -77,8 +77,10 @@ std::vector<std::string> sign_aws_v4(const AwsSigning& aws, std::string_view met
   std::strftime(amz_date, sizeof(amz_date), "%Y%m%dT%H%M%SZ", &tm);
   std::string date(amz_date, 8);
 
-  std::vector<std::string> out = {"Host: " + authority, std::string("x-amz-date: ") + amz_date,
-                                  "x-amz-content-sha256: " + std::string(payload_hash)};
+  std::vector<std::string> out = {"Host: " + authority, std::string("x-amz-date: ") + amz_date};
+  if (aws.content_sha256_header) {
+    out.push_back("x-amz-content-sha256: " + std::string(payload_hash));
+  }
   if (!aws.session_token.empty()) {
     out.push_back("x-amz-security-token: " + aws.session_token);
   }
