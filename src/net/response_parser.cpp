@@ -176,8 +176,12 @@ expected<void, ResponseError> ResponseParser::on_status_line(std::string_view s)
       !digit(9) || !digit(10) || !digit(11) || (s.size() > 12 && s[12] != ' ')) {
     return unexpected(ResponseError::malformed_status_line);
   }
+  long status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
+  if (status < 100) {
+    return unexpected(ResponseError::malformed_status_line);
+  }
   m_http10 = s[7] == '0';
-  m_response.status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
+  m_response.status = status;
   m_response.headers.clear();
   m_response.body.clear();
   m_state = State::headers;

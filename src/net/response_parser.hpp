@@ -11,7 +11,7 @@ namespace kiln::net {
 
 // Why a response was rejected.
 enum class ResponseError {
-  malformed_status_line,   // not "HTTP/1.x NNN[ reason]"
+  malformed_status_line,   // not "HTTP/1.x NNN[ reason]" with NNN from 100 to 999
   malformed_header,        // a header line without a colon or a name
   header_line_too_long,    // a line longer than HttpLimits::max_header_line
   too_many_headers,        // more fields than HttpLimits::max_headers

@@ -101,9 +101,9 @@ TEST(ResponseParserTest, StopsAtTheEndOfTheResponse) {
 }
 
 TEST(ResponseParserTest, MalformedStatusLines) {
-  for (const char* bad :
-       {"HTTP/2 200 OK\r\n\r\n", "HTTP/1.1 20 OK\r\n\r\n", "HTTP/1.1 abc OK\r\n\r\n",
-        "http/1.1 200 OK\r\n\r\n", "garbage\r\n\r\n", "HTTP/1.1 200OK\r\n\r\n"}) {
+  for (const char* bad : {"HTTP/2 200 OK\r\n\r\n", "HTTP/1.1 20 OK\r\n\r\n",
+                          "HTTP/1.1 abc OK\r\n\r\n", "http/1.1 200 OK\r\n\r\n", "garbage\r\n\r\n",
+                          "HTTP/1.1 200OK\r\n\r\n", "HTTP/1.1 020 OK\r\n\r\n"}) {
     EXPECT_EQ(error_of(bad), ResponseError::malformed_status_line) << bad;
   }
 }
