@@ -1,9 +1,9 @@
 #include "kiln/net/response_parser.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <cstring>
+#include <optional>
 
 #include "kiln/util/hex.hpp"
 #include "kiln/util/string.hpp"

@@ -1,7 +1,6 @@
 #include "kiln/storage/remote/s3_credentials.hpp"
 
 #include <cerrno>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
