@@ -63,8 +63,8 @@ struct Target {
 expected<Target, HttpError> parse_target(std::string_view text) {
   auto url = Url::parse(text);
   if (!url) {
-    return unexpected(
-        url_error(std::string(describe(url.error())) + ": " + std::string(text.substr(0, 200))));
+    // Not the URL itself: it may hold a password.
+    return unexpected(url_error(std::string(describe(url.error()))));
   }
   if (url->scheme == "https") {
     return unexpected(HttpError{TransportError::cannot_connect,
@@ -73,7 +73,7 @@ expected<Target, HttpError> parse_target(std::string_view text) {
   }
   if (url->scheme != "http") {
     return unexpected(
-        url_error("unsupported URL (only http://): " + std::string(text.substr(0, 200))));
+        url_error("unsupported URL scheme '" + url->scheme.substr(0, 20) + "://' (only http://)"));
   }
   if (url->host.empty()) {
     return unexpected(url_error("no host in URL"));

@@ -110,9 +110,13 @@ TEST(PlainClientTest, HttpsAndOtherSchemesAreRefused) {
   auto ftp = client->get("ftp://127.0.0.1/x");
   ASSERT_FALSE(ftp);
   EXPECT_EQ(ftp.error().kind, TransportError::other);
-  auto port = client->get("http://127.0.0.1:99999/x");
+  auto port = client->get("http://user:hunter2@127.0.0.1:99999/x");
   ASSERT_FALSE(port);
   EXPECT_NE(port.error().message.find("port"), std::string::npos) << port.error().message;
+  EXPECT_EQ(port.error().message.find("hunter2"), std::string::npos) << port.error().message;
+  auto escape = client->get("http://user:%zz@127.0.0.1:1/x");
+  ASSERT_FALSE(escape);
+  EXPECT_EQ(escape.error().message.find("%zz"), std::string::npos) << escape.error().message;
 }
 
 }  // namespace
