@@ -18,7 +18,7 @@
 #include <fstream>
 #include <utility>
 
-#include "kiln/storage/remote/http_client.hpp"
+#include "kiln/net/plain_client.hpp"
 #include "kiln/util/process.hpp"
 #include "kiln/util/string.hpp"
 
@@ -284,8 +284,8 @@ iam = client("iam", ")" + key +
 }
 
 bool MotoServer::set_auth(long long free_requests) const {
-  storage::HttpClient client;
-  auto r = client.post(url() + "/moto-api/reset-auth", std::to_string(free_requests));
+  auto client = net::make_plain_client();
+  auto r = client->post(url() + "/moto-api/reset-auth", std::to_string(free_requests));
   return r && r->status == 200;
 }
 

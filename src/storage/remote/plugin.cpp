@@ -7,18 +7,23 @@
 #include "kiln/storage/remote/plugin_abi.h"
 #include "kiln/storage/remote/settings_text.hpp"
 
-// Built three times (src/storage/remote/CMakeLists.txt): libkiln-redis.so with
-// only the Redis backend (hiredis), libkiln-remote.so with S3 and HTTP
-// (libcurl), and libkiln-http.so with HTTP over plain sockets (http:// only),
-// so that a Redis or plain-HTTP level never loads libcurl and its ~30 libraries.
+// Built three times from one library (src/storage/remote/CMakeLists.txt):
+// libkiln-redis.so with only the Redis backend (hiredis), libkiln-remote.so
+// with S3 and HTTP (libcurl), and libkiln-http.so with HTTP over the socket
+// transport (http:// only), so that a Redis or plain-HTTP level never loads
+// libcurl and its ~30 libraries. The HTTP plugins differ only by the transport
+// factory handed to HttpStorage: what a plugin does not call, the static
+// archive does not link.
 #ifdef KILN_PLUGIN_REDIS
 #include "kiln/storage/remote/redis_storage.hpp"
 #endif
 #ifdef KILN_PLUGIN_CURL
+#include "kiln/net/curl_client.hpp"
 #include "kiln/storage/remote/http_storage.hpp"
 #include "kiln/storage/remote/s3_storage.hpp"
 #endif
 #ifdef KILN_PLUGIN_HTTP
+#include "kiln/net/plain_client.hpp"
 #include "kiln/storage/remote/http_storage.hpp"
 #endif
 
@@ -33,7 +38,9 @@ struct Handle {
   std::string error;
 };
 
-int status_of(Failure f) { return static_cast<int>(f) + 1; }
+int status_of(Failure f) {
+  return static_cast<int>(f) + 1;
+}
 
 void* open_remote(const char* kind, const char* settings, size_t len) {
   std::string_view text(settings, len);
@@ -42,17 +49,19 @@ void* open_remote(const char* kind, const char* settings, size_t len) {
   try {
 #ifdef KILN_PLUGIN_CURL
     if (k == "s3") {
-      h->storage = std::make_unique<kiln::storage::S3Storage>(
-          kiln::storage::s3_settings_from_text(text));
+      h->storage =
+          std::make_unique<kiln::storage::S3Storage>(kiln::storage::s3_settings_from_text(text));
     } else if (k == "http") {
-      h->storage = std::make_unique<kiln::storage::HttpStorage>(
-          kiln::storage::http_settings_from_text(text));
+      auto s = kiln::storage::http_settings_from_text(text);
+      auto client = kiln::net::make_curl_client(kiln::storage::HttpStorage::client_timeouts(s));
+      h->storage = std::make_unique<kiln::storage::HttpStorage>(std::move(s), std::move(client));
     }
 #endif
 #ifdef KILN_PLUGIN_HTTP
     if (k == "http") {
-      h->storage = std::make_unique<kiln::storage::HttpStorage>(
-          kiln::storage::http_settings_from_text(text));
+      auto s = kiln::storage::http_settings_from_text(text);
+      auto client = kiln::net::make_plain_client(kiln::storage::HttpStorage::client_timeouts(s));
+      h->storage = std::make_unique<kiln::storage::HttpStorage>(std::move(s), std::move(client));
     }
 #endif
 #ifdef KILN_PLUGIN_REDIS
@@ -96,7 +105,8 @@ int guarded(void* handle, const char* key_name, F&& f) {
 
 int get_remote(void* handle, const char* key, kiln_remote_sink sink, void* context) {
   return guarded(handle, key, [&](Storage& s, const Key& k) {
-    auto r = s.get_to(k, [&](std::string_view piece) { sink(context, piece.data(), piece.size()); });
+    auto r =
+        s.get_to(k, [&](std::string_view piece) { sink(context, piece.data(), piece.size()); });
     return r ? static_cast<int>(KILN_REMOTE_OK) : status_of(r.error());
   });
 }
@@ -126,17 +136,22 @@ int remove_remote(void* handle, const char* key) {
   });
 }
 
-const char* last_error_remote(void* handle) { return static_cast<Handle*>(handle)->error.c_str(); }
+const char* last_error_remote(void* handle) {
+  return static_cast<Handle*>(handle)->error.c_str();
+}
 
-void close_remote(void* handle) { delete static_cast<Handle*>(handle); }
+void close_remote(void* handle) {
+  delete static_cast<Handle*>(handle);
+}
 
 const kiln_remote_api k_api = {
-    KILN_REMOTE_ABI_VERSION, open_remote,       get_remote,   put_remote, exists_remote,
-    remove_remote,           last_error_remote, close_remote,
+    KILN_REMOTE_ABI_VERSION, open_remote,   get_remote,        put_remote,
+    exists_remote,           remove_remote, last_error_remote, close_remote,
 };
 
 }  // namespace
 
-extern "C" __attribute__((visibility("default"))) const kiln_remote_api* kiln_remote_plugin_api(void) {
+extern "C" __attribute__((visibility("default"))) const kiln_remote_api* kiln_remote_plugin_api(
+    void) {
   return &k_api;
 }
