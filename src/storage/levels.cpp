@@ -1,7 +1,7 @@
 #include "kiln/storage/levels.hpp"
 
 #include "kiln/storage/plugin_storage.hpp"
-#include "kiln/storage/remote/settings_text.hpp"
+#include "kiln/storage/remote_settings_text.hpp"
 
 namespace kiln::storage {
 

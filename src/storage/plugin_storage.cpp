@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <map>
 
-#include "kiln/storage/remote/plugin_abi.h"
-#include "kiln/storage/remote/settings_text.hpp"
+#include "kiln/storage/plugin_abi.h"
+#include "kiln/storage/remote_settings_text.hpp"
 #include "kiln/util/file.hpp"
 #include "kiln/util/path.hpp"
 #include "kiln/util/string.hpp"

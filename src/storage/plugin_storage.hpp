@@ -26,7 +26,7 @@ std::string plugin_path_for(std::string_view kind, const std::string& settings,
 // process). `settings` is the text form of settings_text.hpp. Errors are
 // messages for the user.
 expected<std::unique_ptr<Storage>, std::string> open_remote_storage(std::string_view kind,
-                                                                   const std::string& settings,
-                                                                   const std::string& plugin_dir);
+                                                                    const std::string& settings,
+                                                                    const std::string& plugin_dir);
 
 }  // namespace kiln::storage

@@ -6,7 +6,7 @@
 
 #include "kiln/config/registry.hpp"
 #include "kiln/config/values.hpp"
-#include "kiln/storage/remote/settings.hpp"
+#include "kiln/storage/remote_settings.hpp"
 
 namespace kiln::storage {
 

@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <string>
 
-#include "kiln/storage/remote/settings_text.hpp"
+#include "kiln/storage/remote_settings_text.hpp"
 #include "kiln/util/file.hpp"
 #include "temp_dir.hpp"
 

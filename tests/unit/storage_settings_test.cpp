@@ -8,7 +8,7 @@
 #include "kiln/config/load.hpp"
 #include "kiln/storage/levels.hpp"
 #include "kiln/storage/local/local_storage.hpp"
-#include "kiln/storage/remote/settings_text.hpp"
+#include "kiln/storage/remote_settings_text.hpp"
 #include "temp_dir.hpp"
 
 namespace kiln::storage {

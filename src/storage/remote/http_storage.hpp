@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "kiln/net/http_client.hpp"
-#include "kiln/storage/remote/settings.hpp"
+#include "kiln/storage/remote_settings.hpp"
 #include "kiln/storage/storage.hpp"
 
 namespace kiln::storage {

@@ -4,8 +4,8 @@
 #include <memory>
 #include <string>
 
-#include "kiln/storage/remote/plugin_abi.h"
-#include "kiln/storage/remote/settings_text.hpp"
+#include "kiln/storage/plugin_abi.h"
+#include "kiln/storage/remote_settings_text.hpp"
 
 // Built three times from one library (src/storage/remote/CMakeLists.txt):
 // libkiln-redis.so with only the Redis backend (hiredis), libkiln-remote.so

@@ -6,7 +6,7 @@
 #include <string_view>
 
 #include "kiln/storage/remote/redis_url.hpp"
-#include "kiln/storage/remote/settings.hpp"
+#include "kiln/storage/remote_settings.hpp"
 #include "kiln/storage/storage.hpp"
 #include "kiln/util/expected.hpp"
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "kiln/storage/remote/settings.hpp"
+#include "kiln/storage/remote_settings.hpp"
 #include "kiln/storage/storage.hpp"
 #include "kiln/util/clock.hpp"
 #include "kiln/util/expected.hpp"

@@ -6,7 +6,7 @@
 
 #include "kiln/net/http_client.hpp"
 #include "kiln/storage/remote/s3_credentials.hpp"
-#include "kiln/storage/remote/settings.hpp"
+#include "kiln/storage/remote_settings.hpp"
 #include "kiln/storage/storage.hpp"
 #include "kiln/util/clock.hpp"
 

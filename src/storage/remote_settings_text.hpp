@@ -3,7 +3,7 @@
 #include <string>
 #include <string_view>
 
-#include "kiln/storage/remote/settings.hpp"
+#include "kiln/storage/remote_settings.hpp"
 
 namespace kiln::storage {
 

@@ -18,12 +18,12 @@ struct RemoteCommon {
 // the Helm values parallelCompilation.sccache.s3.* (docs/configuration.md).
 struct S3Settings {
   RemoteCommon common;
-  std::string bucket;          // required
-  std::string endpoint;        // host[:port]; empty: s3.<region>.amazonaws.com
+  std::string bucket;    // required
+  std::string endpoint;  // host[:port]; empty: s3.<region>.amazonaws.com
   std::string region = "us-east-1";
-  std::string key_prefix;      // objects are <key_prefix>/<k0k1>/<k2k3>/<key>
+  std::string key_prefix;  // objects are <key_prefix>/<k0k1>/<k2k3>/<key>
   bool use_ssl = true;
-  bool path_style = false;     // true: https://endpoint/bucket/key (MinIO, moto)
+  bool path_style = false;             // true: https://endpoint/bucket/key (MinIO, moto)
   std::string server_side_encryption;  // "", "AES256" or "aws:kms"
   std::string sse_kms_key_id;          // with aws:kms
   bool no_credentials = false;         // anonymous, read-only access
@@ -34,8 +34,8 @@ struct S3Settings {
   std::string secret_access_key;
   std::string session_token;
   std::string profile = "default";
-  std::string credentials_file;  // default ~/.aws/credentials
-  std::string role_arn;          // AWS_ROLE_ARN
+  std::string credentials_file;         // default ~/.aws/credentials
+  std::string role_arn;                 // AWS_ROLE_ARN
   std::string web_identity_token_file;  // AWS_WEB_IDENTITY_TOKEN_FILE
   std::string role_session_name = "kiln";
   std::string sts_endpoint;  // default https://sts.<region>.amazonaws.com; tests: moto

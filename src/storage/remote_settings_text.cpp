@@ -1,4 +1,4 @@
-#include "kiln/storage/remote/settings_text.hpp"
+#include "kiln/storage/remote_settings_text.hpp"
 
 #include <functional>
 #include <map>
@@ -36,8 +36,8 @@ class Out {
 };
 
 // Calls `f(name, value)` for every line.
-void each_field(std::string_view text, const std::function<void(std::string_view,
-                                                                 const std::string&)>& f) {
+void each_field(std::string_view text,
+                const std::function<void(std::string_view, const std::string&)>& f) {
   for (const auto& line : util::split(text, '\n')) {
     auto eq = line.find('=');
     if (eq == std::string::npos) {
