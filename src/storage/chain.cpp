@@ -81,6 +81,7 @@ void StorageChain::failed(Level& level, Failure f, std::string_view op) {
 }
 
 std::optional<std::string> StorageChain::get(const Key& key, const Validator& valid) {
+  m_last_hit.reset();
   for (size_t i = 0; i < m_levels.size(); ++i) {
     Storage* s = level(i);
     if (!s) {
@@ -106,6 +107,7 @@ std::optional<std::string> StorageChain::get(const Key& key, const Validator& va
     }
     count(lv, "hit");
     count(lv, "read_bytes", static_cast<int64_t>(value->size()));
+    m_last_hit = LastHit{key, i, {}};
     // Backfill the faster levels that missed.
     for (size_t j = 0; j < i; ++j) {
       Level& faster = m_levels[j];
@@ -114,6 +116,7 @@ std::optional<std::string> StorageChain::get(const Key& key, const Validator& va
       }
       if (auto r = faster.storage->put(key, *value)) {
         count(faster, "backfill");
+        m_last_hit->backfilled.push_back(j);
       } else {
         failed(faster, r.error(), "write");
         drop_key(&m_problems.back(), key);
@@ -122,6 +125,30 @@ std::optional<std::string> StorageChain::get(const Key& key, const Validator& va
     return std::move(*value);
   }
   return std::nullopt;
+}
+
+void StorageChain::discard(const Key& key) {
+  if (!m_last_hit || m_last_hit->key.digest != key.digest || m_last_hit->key.kind != key.kind) {
+    return;
+  }
+  LastHit hit = std::move(*m_last_hit);
+  m_last_hit.reset();
+  Level& source = m_levels[hit.level];
+  // It was counted as a hit when it passed the validator.
+  auto it = m_counters.find(source.name + "_hit");
+  if (it != m_counters.end() && --it->second == 0) {
+    m_counters.erase(it);
+  }
+  count(source, "corrupt");
+  if (!source.read_only && !source.disabled && source.storage) {
+    (void)source.storage->remove(key);
+  }
+  for (size_t j : hit.backfilled) {
+    Level& faster = m_levels[j];
+    if (!faster.disabled && faster.storage) {
+      (void)faster.storage->remove(key);
+    }
+  }
 }
 
 int StorageChain::put(const Key& key, std::string_view value) {

@@ -42,6 +42,13 @@ class StorageChain {
   std::optional<std::string> get(const Key& key, const Validator& valid);
   // Returns the number of levels written.
   int put(const Key& key, std::string_view value);
+  // For a value the last get() of `key` returned that passed the validator but
+  // turned out unusable later (a result whose payload does not parse): counts
+  // it as corrupt on the level it came from instead of a hit, and removes it
+  // from that level (unless read-only) and from the faster levels get() wrote
+  // it back to, so that no later compilation fetches it again. Does nothing if
+  // the last get() did not return `key`.
+  void discard(const Key& key);
 
   // Per-level counters: <level>_{hit,miss,read_error,read_timeout,write,write_error,
   // write_timeout,corrupt,read_bytes,written_bytes,backfill}.
@@ -71,7 +78,15 @@ class StorageChain {
   void count(const Level& level, std::string_view what, int64_t n = 1);
   void failed(Level& level, Failure f, std::string_view op);
 
+  // Where the value of the last successful get() came from.
+  struct LastHit {
+    Key key;
+    size_t level = 0;
+    std::vector<size_t> backfilled;  // faster levels it was written back to
+  };
+
   std::vector<Level> m_levels;
+  std::optional<LastHit> m_last_hit;
   util::Counters m_counters;
   std::vector<std::string> m_problems;
   std::vector<std::string> m_timed_out;

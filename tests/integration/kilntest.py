@@ -291,6 +291,29 @@ def check_entry_framing(data: bytes) -> str | None:
     return None
 
 
+def forge_entry(kind: str, payload: bytes) -> bytes | None:
+    """An uncompressed entry of `kind` ("R" or "M") around `payload`, framed
+    and checksummed as kiln writes them (docs/storage-layout.md): it passes
+    every check of the frame whatever the payload says. None when the
+    system's libxxhash (for XXH3-64) cannot be loaded."""
+    import ctypes
+    import ctypes.util
+    name = ctypes.util.find_library("xxhash")
+    if not name:
+        return None
+    try:
+        lib = ctypes.CDLL(name)
+        xxh3 = lib.XXH3_64bits
+    except (OSError, AttributeError):
+        return None
+    xxh3.restype = ctypes.c_uint64
+    xxh3.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    head = b"KLN1" + bytes([1, 1 if kind == "R" else 2, 0, 0])
+    head += struct.pack("<QQ", len(payload), len(payload))
+    body = head + payload
+    return body + struct.pack("<Q", xxh3(body, len(body)))
+
+
 def instantiate(namespace: dict, mixin: type, compilers: Sequence[str] | None = None) -> None:
     """Creates one TestCase class per compiler from `mixin` (a plain class
     whose tests use self.cxx) in `namespace` (a module's globals())."""
@@ -319,5 +342,6 @@ def main() -> None:
 
 __all__ = [
     "COMPILERS", "KilnTestCase", "Run", "age_file", "check_entry_framing", "clean_env",
+    "forge_entry",
     "instantiate", "main", "read_bytes",
 ]
