@@ -113,6 +113,24 @@ TEST(RedisUrlTest, Malformed) {
   EXPECT_TRUE(contains(tls.error(), "TLS"));
 }
 
+TEST(RedisErrorReplyTest, ClassifiedOnceFromTheReply) {
+  EXPECT_EQ(classify_redis_error("ERR unknown command 'GETEX', with args beginning with: 'k' "),
+            RedisErrorReply::unknown_command);
+  EXPECT_EQ(classify_redis_error("ERR unknown command `GETEX`, with args beginning with: "),
+            RedisErrorReply::unknown_command);
+  EXPECT_EQ(classify_redis_error("WRONGPASS invalid username-password pair or user is disabled."),
+            RedisErrorReply::wrong_password);
+  EXPECT_EQ(classify_redis_error("ERR invalid password"), RedisErrorReply::wrong_password);
+  EXPECT_EQ(classify_redis_error("NOAUTH Authentication required."), RedisErrorReply::no_auth);
+  EXPECT_EQ(classify_redis_error("NOPERM this user has no permissions to run the 'set' command"),
+            RedisErrorReply::no_permission);
+  EXPECT_EQ(classify_redis_error("ERR DB index is out of range"), RedisErrorReply::other);
+  // Only the server's reply is classified: a message that merely mentions
+  // the words elsewhere is not an unknown command.
+  EXPECT_EQ(classify_redis_error("OOM command not allowed (unknown command?)"),
+            RedisErrorReply::other);
+}
+
 TEST(RedisUrlTest, ErrorsDoNotShowThePassword) {
   auto endpoint = parse_redis_url("redis://:hunter2@host:bad");
   ASSERT_FALSE(endpoint);

@@ -24,16 +24,19 @@
 
 namespace {
 
+using kiln::storage::Error;
 using kiln::storage::Failure;
 using kiln::storage::Key;
 using kiln::storage::Storage;
 
 struct Handle {
   std::unique_ptr<Storage> storage;
-  std::string error;
+  Error error;
 };
 
-int status_of(Failure f) { return static_cast<int>(f) + 1; }
+int status_of(Failure f) {
+  return static_cast<int>(f) + 1;
+}
 
 void* open_remote(const char* kind, const char* settings, size_t len) {
   std::string_view text(settings, len);
@@ -42,8 +45,8 @@ void* open_remote(const char* kind, const char* settings, size_t len) {
   try {
 #ifdef KILN_PLUGIN_CURL
     if (k == "s3") {
-      h->storage = std::make_unique<kiln::storage::S3Storage>(
-          kiln::storage::s3_settings_from_text(text));
+      h->storage =
+          std::make_unique<kiln::storage::S3Storage>(kiln::storage::s3_settings_from_text(text));
     } else if (k == "http") {
       h->storage = std::make_unique<kiln::storage::HttpStorage>(
           kiln::storage::http_settings_from_text(text));
@@ -77,26 +80,27 @@ int guarded(void* handle, const char* key_name, F&& f) {
   auto* h = static_cast<Handle*>(handle);
   auto key = Key::parse(key_name ? key_name : "");
   if (!key) {
-    h->error = "invalid key name";
+    h->error = Error::plain(Failure::error, "invalid key name");
     return KILN_REMOTE_ERROR;
   }
   try {
     int status = f(*h->storage, *key);
     if (status != KILN_REMOTE_OK && status != KILN_REMOTE_NOT_FOUND) {
-      h->error = h->storage->last_error();
+      h->error = h->storage->last_problem();
     }
     return status;
   } catch (const std::exception& e) {
-    h->error = e.what();
+    h->error = Error::plain(Failure::error, e.what());
   } catch (...) {
-    h->error = "unknown error in the remote-storage plugin";
+    h->error = Error::plain(Failure::error, "unknown error in the remote-storage plugin");
   }
   return KILN_REMOTE_ERROR;
 }
 
 int get_remote(void* handle, const char* key, kiln_remote_sink sink, void* context) {
   return guarded(handle, key, [&](Storage& s, const Key& k) {
-    auto r = s.get_to(k, [&](std::string_view piece) { sink(context, piece.data(), piece.size()); });
+    auto r =
+        s.get_to(k, [&](std::string_view piece) { sink(context, piece.data(), piece.size()); });
     return r ? static_cast<int>(KILN_REMOTE_OK) : status_of(r.error());
   });
 }
@@ -126,17 +130,25 @@ int remove_remote(void* handle, const char* key) {
   });
 }
 
-const char* last_error_remote(void* handle) { return static_cast<Handle*>(handle)->error.c_str(); }
+void last_error_remote(void* handle, kiln_remote_error* out) {
+  const Error& e = static_cast<Handle*>(handle)->error;
+  out->message = e.message.c_str();
+  out->key = e.key.c_str();
+  out->key_at = e.key_at == std::string::npos ? KILN_REMOTE_NO_KEY : e.key_at;
+}
 
-void close_remote(void* handle) { delete static_cast<Handle*>(handle); }
+void close_remote(void* handle) {
+  delete static_cast<Handle*>(handle);
+}
 
 const kiln_remote_api k_api = {
-    KILN_REMOTE_ABI_VERSION, open_remote,       get_remote,   put_remote, exists_remote,
-    remove_remote,           last_error_remote, close_remote,
+    KILN_REMOTE_ABI_VERSION, open_remote,   get_remote,        put_remote,
+    exists_remote,           remove_remote, last_error_remote, close_remote,
 };
 
 }  // namespace
 
-extern "C" __attribute__((visibility("default"))) const kiln_remote_api* kiln_remote_plugin_api(void) {
+extern "C" __attribute__((visibility("default"))) const kiln_remote_api* kiln_remote_plugin_api(
+    void) {
   return &k_api;
 }
