@@ -278,6 +278,31 @@ class KilnTestCase(unittest.TestCase):
         return size, files
 
 
+def servers_required() -> bool:
+    """Whether KILN_REQUIRE_SERVERS is set (to anything but "" or "0"), as
+    .ci/run does: then a test that would skip because a server (moto_server,
+    redis-server, nginx) or a tool (cmake, ninja, a compiler, googletest,
+    libxxhash) is missing fails instead, so that CI cannot pass with whole
+    suites silently not run."""
+    return os.environ.get("KILN_REQUIRE_SERVERS", "") not in ("", "0")
+
+
+def skip_or_fail(test: unittest.TestCase, why: str) -> None:
+    """Skips `test` for a missing server or tool, or fails it when
+    KILN_REQUIRE_SERVERS is set."""
+    if servers_required():
+        test.fail(f"{why} (KILN_REQUIRE_SERVERS is set: missing servers and tools fail)")
+    test.skipTest(why)
+
+
+def missing_tool(why: str) -> Exception:
+    """What setUpClass raises for a missing server or tool: a skip, or a
+    failure of the class when KILN_REQUIRE_SERVERS is set."""
+    if servers_required():
+        return AssertionError(f"{why} (KILN_REQUIRE_SERVERS is set: missing servers and tools fail)")
+    return unittest.SkipTest(why)
+
+
 def check_entry_framing(data: bytes) -> str | None:
     """Checks the framing of a stored entry (docs/storage-layout.md) except the
     checksum; returns None if well-formed, else what is wrong."""
@@ -342,6 +367,6 @@ def main() -> None:
 
 __all__ = [
     "COMPILERS", "KilnTestCase", "Run", "age_file", "check_entry_framing", "clean_env",
-    "forge_entry",
+    "forge_entry", "missing_tool", "servers_required", "skip_or_fail",
     "instantiate", "main", "read_bytes",
 ]
