@@ -24,7 +24,7 @@ TEST(ErrorTest, KeyAtTheEdges) {
   EXPECT_EQ(last.text("<key>"), "no such entry: <key>");
 }
 
-TEST(KeyTest, NameAndRelativePath) {
+TEST(StorageKeyTest, NameAndRelativePath) {
   Key key;
   key.kind = EntryKind::manifest;
   std::string name = key.name();
