@@ -7,11 +7,21 @@ from __future__ import annotations
 import os
 import resource
 import statistics
+import subprocess
 import time
 from pathlib import Path
 
 OLD_AGE_S = 3600  # generated inputs get mtimes an hour in the past
 BUILD_TYPE = "RelWithDebInfo"  # -O2 -g -DNDEBUG: realistic object sizes
+
+
+def object_targets(build: Path, env: dict | None = None) -> list[str]:
+    """The object files of a configured Ninja build: what a compiler cache
+    serves. `ninja <these>` builds them without archiving or linking."""
+    out = subprocess.run(["ninja", "-C", str(build), "-t", "targets", "all"], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    names = {line.split(": ", 1)[0] for line in out.splitlines()}
+    return sorted(n for n in names if n.endswith(".o"))
 
 
 def summarize(values: list[float]) -> dict:

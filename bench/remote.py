@@ -14,6 +14,9 @@ What it measures (docs/benchmarks.md, section "Remote storage (issue 3)"):
            generated 40-file C++20 project with STL includes. Configurations:
            kiln+redis vs ccache+redis, kiln+http vs ccache+http (nginx WebDAV), both
            with target kiln <= 0.7 x ccache; kiln+s3 (moto) vs kiln+redis for context.
+           Each round also times `ninja <the .o targets>` from scratch: the object
+           files alone, what a cache serves (no archiving or linking); target
+           kiln <= 0.7 x ccache on that figure too.
            All configurations are interleaved in the same loop (the order rotates
            each round) and every round starts from the same state.
   2 trips  Requests each tool sends to the remote per hit, in those same timed
@@ -49,7 +52,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
-from common import (BUILD_TYPE, LoadProbe, compare, summarize,  # noqa: E402
+from common import (BUILD_TYPE, LoadProbe, compare, object_targets, summarize,  # noqa: E402
                     write_gen_project)
 from remote_servers import find_program, free_port, port_open  # noqa: E402
 
@@ -57,6 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KILN = ROOT / "build" / "bin" / "kiln"
 DEFAULT_JSON = ROOT / "bench" / "results" / "remote-latest.json"
 TARGET_RATIO = 0.7             # kiln/ccache, warm rebuild from a remote
+TARGET_OBJECTS_RATIO = 0.7     # the same, object files only (issue 8 part 8)
 TARGET_TRIPS = 2.0             # kiln requests per remote hit
 BACKENDS = ("redis", "http", "s3")
 S3_BUCKET = "kiln-bench"
@@ -475,11 +479,12 @@ class Bench:
                          f"-DCMAKE_C_COMPILER_LAUNCHER={exe}"], env, self.work)
         return len(json.loads((build / "compile_commands.json").read_text()))
 
-    def ninja(self, env: dict, build: Path) -> dict:
-        """Times `ninja -j<jobs>`; splits .ninja_log into compile edges (*.o, what a
-        cache serves) and the rest (archive, link)."""
+    def ninja(self, env: dict, build: Path, targets: list[str] | None = None) -> dict:
+        """Times `ninja -j<jobs> [targets]`; splits .ninja_log into compile edges
+        (*.o, what a cache serves) and the rest (archive, link)."""
         (build / ".ninja_log").unlink(missing_ok=True)
-        r = self.runner.run(["ninja", "-C", build, f"-j{self.args.jobs}"], env, self.work)
+        r = self.runner.run(["ninja", "-C", build, f"-j{self.args.jobs}"] + (targets or []), env,
+                            self.work)
         ce, other, lo, hi, n = 0, 0, None, None, 0
         for line in (build / ".ninja_log").read_text().splitlines():
             f = line.split("\t")
@@ -543,6 +548,7 @@ class Bench:
         rounds = self.args.rounds
         name = proj["name"]
         runs = {c.name: [] for c in self.configs}
+        objects_runs = {c.name: [] for c in self.configs}
         tus = 0
         n = len(self.configs)
         for i in range(rounds):
@@ -550,36 +556,47 @@ class Bench:
             if i % 2:
                 order = order[::-1]
             for c in order:
-                build = c.build_dir(self.work, name)
-                c.wipe_local()
-                tus = self.configure(proj, c.tool, c.exe, c.env, build)
-                c.wipe_local()  # empty local cache, whatever configure did
-                mark = c.server.mark()
-                r = self.ninja(c.env, build)
-                r["remote"] = c.server.requests_since(mark)
-                st = tool_stats(c.tool, c.exe, c.env)
-                r["stats"] = st
-                hits = st["direct"] + st["preprocessed"]
-                r["requests_per_hit"] = r["remote"]["requests"] / hits if hits else None
-                bad = []
-                if hits != tus or st["miss"]:
-                    bad.append(f"{hits} hits and {st['miss']} misses for {tus} TUs")
-                if st["remote_hit"] < tus:
-                    bad.append(f"only {st['remote_hit']} remote hits for {tus} TUs")
-                if st["local_hit"]:
-                    bad.append(f"{st['local_hit']} local hits (the local cache was empty)")
-                if st["remote_write"]:
-                    # Rounds must leave the remote as they found it.
-                    bad.append(f"{st['remote_write']} writes to the remote")
-                if bad:
-                    self.fail(f"warm/{name} round {i}: {c.name}: {'; '.join(bad)}: {st['raw']}")
-                runs[c.name].append(r)
-                log(f"  round {i + 1}/{rounds} {c.name:13s} {r['wall']:6.2f} s  "
-                    f"{r['remote']['requests']} requests, {hits} hits "
-                    f"({st['direct']} direct), {st['miss']} misses")
-        return self.summarize_warm(name, tus, runs)
+                # The whole build, then the object files alone (what a cache
+                # serves), each from an empty build directory and local cache.
+                for what, into in (("all", runs), ("objects", objects_runs)):
+                    build = c.build_dir(self.work, name)
+                    c.wipe_local()
+                    tus = self.configure(proj, c.tool, c.exe, c.env, build)
+                    targets = object_targets(build, c.env) if what == "objects" else None
+                    c.wipe_local()  # empty local cache, whatever configure did
+                    mark = c.server.mark()
+                    r = self.ninja(c.env, build, targets)
+                    r["remote"] = c.server.requests_since(mark)
+                    st = tool_stats(c.tool, c.exe, c.env)
+                    r["stats"] = st
+                    hits = st["direct"] + st["preprocessed"]
+                    r["requests_per_hit"] = r["remote"]["requests"] / hits if hits else None
+                    bad = []
+                    if hits != tus or st["miss"]:
+                        bad.append(f"{hits} hits and {st['miss']} misses for {tus} TUs")
+                    if st["remote_hit"] < tus:
+                        bad.append(f"only {st['remote_hit']} remote hits for {tus} TUs")
+                    if st["local_hit"]:
+                        bad.append(f"{st['local_hit']} local hits (the local cache was empty)")
+                    if st["remote_write"]:
+                        # Rounds must leave the remote as they found it.
+                        bad.append(f"{st['remote_write']} writes to the remote")
+                    if bad:
+                        self.fail(f"warm/{name} round {i} ({what}): {c.name}: {'; '.join(bad)}: "
+                                  f"{st['raw']}")
+                    into[c.name].append(r)
+                    log(f"  round {i + 1}/{rounds} {c.name:13s} {what:7s} {r['wall']:6.2f} s  "
+                        f"{r['remote']['requests']} requests, {hits} hits "
+                        f"({st['direct']} direct), {st['miss']} misses")
+        res = self.summarize_warm(name, tus, runs)
+        objects = self.summarize_warm(name, tus, objects_runs, TARGET_OBJECTS_RATIO)
+        res["objects"] = {"configs": {k: {kk: v[kk] for kk in ("ninja_wall_s", "ninja_cpu_s")}
+                                      for k, v in objects["configs"].items()},
+                          "comparisons": objects["comparisons"]}
+        return res
 
-    def summarize_warm(self, name: str, tus: int, runs: dict) -> dict:
+    def summarize_warm(self, name: str, tus: int, runs: dict,
+                       target: float = TARGET_RATIO) -> dict:
         def col(k, f):
             return [r[f] for r in runs[k]]
 
@@ -609,7 +626,7 @@ class Bench:
         for b in ("redis", "http"):
             k, c = f"kiln+{b}", f"ccache+{b}"
             if k in runs and c in runs:
-                cmp = compare(col(k, "wall"), col(c, "wall"), TARGET_RATIO)
+                cmp = compare(col(k, "wall"), col(c, "wall"), target)
                 cmp["cpu"] = compare(col(k, "cpu"), col(c, "cpu"), None)
                 cmp["compile_edges"] = compare(col(k, "compile_edges_ms"),
                                                col(c, "compile_edges_ms"), None)
@@ -736,6 +753,19 @@ def table(results: dict) -> str:
             if "target" in cmp:
                 line += f"; target <= {cmp['target']}: {'PASS' if cmp['pass'] else 'MISS'}"
             lines.append(line)
+        if "objects" in w:
+            lines.append("  object files only (ninja <the .o targets>: no archiving or linking):")
+            for k, c in w["objects"]["configs"].items():
+                s = c["ninja_wall_s"]
+                lines.append(f"    {k:13s} median {s['median']:.2f} s  min-max {s['min']:.2f}-"
+                             f"{s['max']:.2f}  cpu {c['ninja_cpu_s']['median']:.2f} s")
+            for label, cmp in w["objects"]["comparisons"].items():
+                p_ = cmp["paired_ratio"]
+                line = (f"    {label}: {cmp['ratio_of_medians']:.3f} (per-round {p_['min']:.2f}-"
+                        f"{p_['max']:.2f})")
+                if "target" in cmp:
+                    line += f"; target <= {cmp['target']}: {'PASS' if cmp['pass'] else 'MISS'}"
+                lines.append(line)
         for k, c in w["configs"].items():
             if k.startswith("kiln+") and c["requests_per_hit"] is not None:
                 ok = c["requests_per_hit"] <= TARGET_TRIPS
@@ -855,6 +885,7 @@ def main() -> int:
                                        "ccache remote_storage=<url>; default remote timeouts "
                                        "in timed rounds"},
            "targets": {"kiln_over_ccache_warm": TARGET_RATIO,
+                       "kiln_over_ccache_warm_objects": TARGET_OBJECTS_RATIO,
                        "kiln_round_trips_per_hit": TARGET_TRIPS},
            "results": {"projects": {}}}
     servers: dict = {}

@@ -8,7 +8,9 @@ Benchmarks (docs/benchmarks.md explains each and records the figures):
   a  hit    one heavy translation unit (30 standard headers, g++ -std=c++20 -O2 -c),
             direct-mode hits, kiln and ccache interleaved; target kiln <= 0.5 x ccache
   b  warm   wipe build dir, re-configure (untimed), time `ninja` with a warm cache,
-            googletest and a generated 40-file project; target kiln <= 0.7 x ccache
+            googletest and a generated 40-file project; target kiln <= 0.7 x ccache.
+            Each round also times `ninja <the .o targets>` (object files only, no
+            archiving or linking: what a cache serves); target kiln <= 0.5 x ccache
   c  cold   build with an empty cache vs plain g++ (no launcher);
             target kiln <= 1.03 x plain (ccache reported for context)
   d  RSS    peak RSS of one hit (kiln vs ccache), recorded inside a and b;
@@ -37,14 +39,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (BUILD_TYPE, LoadProbe, age_tree, compare, summarize,  # noqa: E402
+from common import (object_targets, BUILD_TYPE, LoadProbe, age_tree, compare, summarize,  # noqa: E402
                     write_gen_project)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KILN = ROOT / "build" / "bin" / "kiln"
 DEFAULT_JSON = ROOT / "bench" / "results" / "latest.json"
 
-TARGETS = {"hit": 0.5, "warm": 0.7, "cold": 1.03}
+# "warm_objects": the warm rebuild of the object files alone (issue 8 part 8):
+# archiving and linking, which no cache touches, are most of a whole warm build.
+TARGETS = {"hit": 0.5, "warm": 0.7, "warm_objects": 0.5, "cold": 1.03}
 
 HEAVY_HEADERS = [
     "algorithm", "iostream", "map", "unordered_map", "vector", "string", "regex", "thread",
@@ -425,13 +429,14 @@ class Bench:
                         + tool.cmake_args(), tool.env, self.work)
         return len(json.loads((build / "compile_commands.json").read_text()))
 
-    def ninja(self, tool: Tool, build: Path) -> dict:
-        """Times `ninja -j<jobs>` in a configured build dir. Besides wall and CPU
-        time, splits the edges from .ninja_log into compile edges (outputs *.o,
-        the part a compiler cache serves) and the rest (archive/link steps)."""
+    def ninja(self, tool: Tool, build: Path, targets: list[str] | None = None) -> dict:
+        """Times `ninja -j<jobs> [targets]` in a configured build dir. Besides wall
+        and CPU time, splits the edges from .ninja_log into compile edges
+        (outputs *.o, the part a compiler cache serves) and the rest
+        (archive/link steps)."""
         (build / ".ninja_log").unlink(missing_ok=True)
-        r = self.runner.run(["ninja", "-C", str(build), f"-j{self.args.jobs}"], tool.env,
-                            self.work)
+        r = self.runner.run(["ninja", "-C", str(build), f"-j{self.args.jobs}"] + (targets or []),
+                            tool.env, self.work)
         compile_ms = other_ms = 0
         compile_span = [None, None]
         logf = build / ".ninja_log"
@@ -495,18 +500,23 @@ class Bench:
                     self.fail(f"warm/{name}: {t.name} cold build misses {st['miss']} != "
                               f"{tus[t.name]} TUs: {st}")
             runs = {t.name: [] for t in tools}
+            objects_runs = {t.name: [] for t in tools}
             hit_stats = {t.name: [] for t in tools}
             for i in range(rounds):
+                # Each round times the whole build and then the object files
+                # alone (what a cache serves), from a fresh build directory each.
                 for t in (tools if i % 2 == 0 else tools[::-1]):
-                    self.configure(proj, t, builds[t.name])
-                    t.zero()
-                    runs[t.name].append(self.ninja(t, builds[t.name]))
-                    st = t.stats()
-                    hit_stats[t.name].append(st)
-                    n = tus[t.name]
-                    if st["direct"] + st["preprocessed"] != n or st["miss"] != 0:
-                        self.fail(f"warm/{name} round {i}: {t.name} not 100% hits "
-                                  f"({n} TUs): {st}")
+                    for what, into in (("all", runs), ("objects", objects_runs)):
+                        self.configure(proj, t, builds[t.name])
+                        targets = object_targets(builds[t.name], t.env) if what == "objects" else None
+                        t.zero()
+                        into[t.name].append(self.ninja(t, builds[t.name], targets))
+                        st = t.stats()
+                        hit_stats[t.name].append(st)
+                        n = tus[t.name]
+                        if st["direct"] + st["preprocessed"] != n or st["miss"] != 0:
+                            self.fail(f"warm/{name} round {i} ({what}): {t.name} not 100% hits "
+                                      f"({n} TUs): {st}")
             rss = {}
             for t in tools:
                 argv, cwd = self.largest_tu(t, builds[t.name])
@@ -518,6 +528,7 @@ class Bench:
                     self.fail(f"warm/{name}: {t.name} RSS probe was not 3 direct hits: {st}")
             res = {"tus": tus["kiln"], "cold_populate_s": cold}
             res.update(self.build_summary(runs, "ccache", TARGETS["warm"]))
+            res["objects"] = self.build_summary(objects_runs, "ccache", TARGETS["warm_objects"])
             res.update({
                 "all_hits": all(s["direct"] + s["preprocessed"] == tus[k] and s["miss"] == 0
                                 for k, v in hit_stats.items() for s in v),
@@ -529,6 +540,7 @@ class Bench:
             })
             results[name] = res
             self.print_build(f"warm {name} ({res['tus']} TUs)", res, "ccache")
+            self.print_build(f"warm {name}, object files only", res["objects"], "ccache")
             log(f"    100% hits: {res['all_hits']} (direct: {res['all_direct_hits']}); "
                 f"peak RSS one hit ({rss['kiln']['tu']}): kiln {rss['kiln']['median_kib']} KiB, "
                 f"ccache {rss['ccache']['median_kib']} KiB")
@@ -655,6 +667,10 @@ def table(results: dict) -> str:
         if "kiln_vs_ccache_compile_edges" in r:
             ce = {k: {kk: v[kk] / 1000 for kk in ("median",)} for k, v in r["compile_edges_ms"].items()}
             add("  (compile edges only)", ce, r["kiln_vs_ccache_compile_edges"], "kiln", "ccache", "s")
+        if "objects" in r:
+            o = r["objects"]
+            add(f"b warm {name}, object files only", o["ninja_wall_s"], o["kiln_vs_ccache"], "kiln",
+                "ccache", "s", o["kiln_vs_ccache_cpu"])
     for name, r in results.get("cold", {}).items():
         add(f"c cold {name} ({r['tus']} TUs)", r["ninja_wall_s"], r["kiln_vs_plain"], "kiln",
             "plain", "s", r["kiln_vs_plain_cpu"])

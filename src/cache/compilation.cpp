@@ -1,10 +1,9 @@
 #include "kiln/cache/compilation.hpp"
 
-#include <cstdlib>
 #include <exception>
 
 #include "kiln/cache/depfile.hpp"
-#include "kiln/cache/storage_levels.hpp"
+#include "kiln/storage/levels.hpp"
 #include "kiln/util/file.hpp"
 #include "kiln/util/path.hpp"
 
@@ -46,7 +45,19 @@ Counter counter_for(compiler::Uncacheable u) {
 }
 
 Compilation::Compilation(const Invocation& inv, Stats& stats)
-    : m_inv(inv), m_cfg(*inv.config), m_stats(stats), m_log(*inv.log), m_checker(inv.cwd) {}
+    : m_inv(inv),
+      m_cfg(*inv.config),
+      m_stats(stats),
+      m_log(*inv.log),
+      m_own_env(inv.env ? std::nullopt : std::optional(util::Environment::of_process())),
+      m_env(inv.env ? *inv.env : *m_own_env),
+      m_output(inv.output ? *inv.output : m_own_output),
+      m_executor(inv.executor ? *inv.executor : m_own_executor),
+      m_checker(inv.cwd) {}
+
+KeyInputs Compilation::key_inputs() const {
+  return KeyInputs{m_compiler, m_args, m_env, m_inv.cwd, m_cfg.hash_dir, m_checker};
+}
 
 Compilation::~Compilation() = default;
 
@@ -78,7 +89,7 @@ void Compilation::merge_storage_counters() {
   if (!m_chain) {
     return;
   }
-  if (m_cfg.remote_backoff_s > 0) {
+  if (m_cfg.storage.remote_backoff_s > 0) {
     for (const auto& level : m_chain->timed_out()) {
       std::string marker = backoff_marker(level);
       if (util::make_directories(std::string(util::dir_name(marker)))) {
@@ -103,12 +114,12 @@ std::string Compilation::backoff_marker(const std::string& level) const {
 
 void Compilation::open_storage() {
   m_local = std::make_unique<storage::LocalStorage>(m_cfg.cache_dir);
-  auto levels = storage_levels(m_cfg, m_local.get());
+  auto levels = storage::storage_levels(m_cfg.storage, m_local.get(), m_cfg.read_only);
   // A level that timed out recently, in any kiln process, is skipped for a
   // while: a dead server must not cost every compilation of a build its
   // timeout (docs/remote-storage.md).
-  if (m_cfg.remote_backoff_s > 0) {
-    const int64_t since = m_inv.start_ns - int64_t{m_cfg.remote_backoff_s} * 1000000000;
+  if (m_cfg.storage.remote_backoff_s > 0) {
+    const int64_t since = m_inv.start_ns - int64_t{m_cfg.storage.remote_backoff_s} * 1000000000;
     for (auto& level : levels) {
       if (level.storage == nullptr &&
           util::FileStat::of(backoff_marker(level.name)).mtime_ns > since) {
@@ -130,21 +141,24 @@ Outcome Compilation::run_pipeline() {
   if (!compiler::expand_response_files(&args, m_inv.cwd)) {
     return fall_back(Counter::bad_response_file);
   }
-  if (std::getenv("DEPENDENCIES_OUTPUT") || std::getenv("SUNPRO_DEPENDENCIES")) {
+  if (m_env.has("DEPENDENCIES_OUTPUT") || m_env.has("SUNPRO_DEPENDENCIES")) {
     return fall_back(Counter::dependency_env);
   }
   m_args = compiler::process_args(args, m_compiler.family, {m_inv.cwd, m_cfg.base_dir});
   if (m_args.uncacheable != compiler::Uncacheable::none) {
     return fall_back(counter_for(m_args.uncacheable), m_args.detail);
   }
-  m_time_macros_ok = std::getenv("SOURCE_DATE_EPOCH") != nullptr;
+  m_time_macros_ok = time_macros_fixed(m_env);
   open_storage();
 
   // Direct mode: the manifest names the result without running the preprocessor.
   if (m_cfg.direct_mode) {
-    if (!calculate_manifest_key()) {
+    auto key = manifest_key(key_inputs(), today());
+    if (!key) {
       return fall_back(Counter::time_macro, m_args.source);
     }
+    m_manifest_key = key->digest;
+    m_source_has_date = key->source_has_date;
     if (!m_cfg.recache) {
       if (auto found = from_cache_direct()) {
         if (replay(found->first, found->second)) {
@@ -158,31 +172,20 @@ Outcome Compilation::run_pipeline() {
 
   // Depend mode: compile, then learn the includes from the depfile. Not with
   // -MMD, whose depfile leaves out system headers that the key must cover.
-  if (m_cfg.direct_mode && m_cfg.depend_mode && m_args.generating_dependencies &&
+  if (m_cfg.direct_mode && m_manifest_key && m_cfg.depend_mode && m_args.generating_dependencies &&
       !m_args.system_deps_omitted) {
     auto run = run_compiler();
-    if (!run) {
-      return fall_back(Counter::error_internal, "cannot run the compiler");
+    if (!run || run->exit_code != 0) {
+      return finish_miss(run, {}, {}, std::nullopt);
     }
-    if (run->exit_code != 0) {
-      m_stats.add(Counter::compile_failed);
-      write_output(*run);
-      return Outcome{Outcome::Kind::done, run->exit_code};
-    }
-    m_stats.add(Counter::miss);
     auto depfile = util::read_file(util::join_path(m_inv.cwd, m_args.depfile));
-    if (depfile) {
-      Includes includes = collect_includes(parse_depfile(*depfile).prerequisites);
-      if (auto reason = refusal(&includes, true)) {
-        m_stats.add(*reason);
-      } else {
-        to_cache(depend_result_key(includes), *run, &includes);
-      }
-    } else {
-      m_stats.add(Counter::missing_output);
+    if (!depfile) {
+      return finish_miss(run, {}, {}, Counter::missing_output);
     }
-    write_output(*run);
-    return Outcome{Outcome::Kind::done, 0};
+    Includes includes = collect_includes(parse_depfile(*depfile).prerequisites);
+    const bool dated = includes.has_date && !m_time_macros_ok;
+    util::Digest key = depend_result_key(*m_manifest_key, includes, dated ? today() : 0);
+    return finish_miss(run, key, std::move(includes), std::nullopt);
   }
 
   // Preprocessor mode: the key is the hash of the preprocessed source and of
@@ -192,7 +195,7 @@ Outcome Compilation::run_pipeline() {
     return fall_back(Counter::preprocessor_failed);
   }
   Includes includes = collect_includes(includes_from_cpp_output(cpp->out));
-  util::Digest result_key = cpp_result_key(*cpp, includes);
+  util::Digest result_key = cpp_result_key(key_inputs(), cpp->out, cpp->err, includes);
   // What the preprocessor read or asked for decides whether its output can
   // name a result at all: if not, the compiler runs and nothing is stored.
   std::optional<Counter> refused = refusal(&includes, false);
@@ -206,7 +209,15 @@ Outcome Compilation::run_pipeline() {
       }
     }
   }
-  auto run = run_compiler();
+  // The compile's trace adds to the preprocessor's; directories watched by
+  // name were found by the preprocessor's run.
+  includes.dirs.clear();
+  return finish_miss(run_compiler(), result_key, std::move(includes), refused);
+}
+
+Outcome Compilation::finish_miss(const expected<util::RunResult, int>& run,
+                                 const util::Digest& result_key, Includes includes,
+                                 std::optional<Counter> refused) {
   if (!run) {
     return fall_back(Counter::error_internal, "cannot run the compiler");
   }
@@ -216,16 +227,13 @@ Outcome Compilation::run_pipeline() {
     return Outcome{Outcome::Kind::done, run->exit_code};
   }
   m_stats.add(Counter::miss);
-  // The compile's trace adds to the preprocessor's.
-  Includes after = includes;
-  after.dirs.clear();
   if (!refused) {
-    refused = refusal(&after, true);
+    refused = refusal(&includes, true);
   }
   if (refused) {
     m_stats.add(*refused);
   } else {
-    to_cache(result_key, *run, &after);
+    to_cache(result_key, *run, &includes);
   }
   write_output(*run);
   return Outcome{Outcome::Kind::done, 0};

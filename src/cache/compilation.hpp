@@ -6,8 +6,11 @@
 #include <vector>
 
 #include "kiln/cache/config.hpp"
+#include "kiln/cache/executor.hpp"
 #include "kiln/cache/file_checker.hpp"
+#include "kiln/cache/key.hpp"
 #include "kiln/cache/manifest.hpp"
+#include "kiln/cache/output_sink.hpp"
 #include "kiln/cache/result.hpp"
 #include "kiln/cache/stats.hpp"
 #include "kiln/cache/trace.hpp"
@@ -15,19 +18,26 @@
 #include "kiln/compiler/compiler_info.hpp"
 #include "kiln/storage/chain.hpp"
 #include "kiln/storage/local/local_storage.hpp"
+#include "kiln/util/environment.hpp"
 #include "kiln/util/log.hpp"
 #include "kiln/util/process.hpp"
 
 namespace kiln::cache {
 
-// One call of the compiler as kiln received it.
+// One call of the compiler as kiln received it, and the seams through which
+// the pipeline reaches the world: a daemon fills them for its client. Not
+// owned; each must outlive the Compilation. Null seams get the client's
+// defaults (this process's environment, fds 1 and 2, a LocalExecutor).
 struct Invocation {
   const Config* config = nullptr;
   util::Logger* log = nullptr;
-  std::string cwd;                // absolute
-  std::string compiler_path;      // absolute, never kiln itself
-  std::vector<std::string> args;  // after the compiler name
-  int64_t start_ns = 0;           // wall clock when kiln started
+  std::string cwd;                         // absolute
+  std::string compiler_path;               // absolute, never kiln itself
+  std::vector<std::string> args;           // after the compiler name
+  int64_t start_ns = 0;                    // wall clock when kiln started
+  const util::Environment* env = nullptr;  // the client's environment
+  OutputSink* output = nullptr;            // the compiler's stdout and stderr
+  Executor* executor = nullptr;            // where the compiler runs
 };
 
 // What main() should do once the pipeline is done.
@@ -60,28 +70,18 @@ class Compilation {
   std::vector<std::string> storage_problems() const;
 
  private:
-  struct Includes {
-    std::vector<Manifest::FileRecord> files;
-    std::vector<Manifest::DirRecord> dirs;
-    std::vector<util::Digest> digests;  // of files, for the depend-mode key
-    bool has_date = false;
-    bool has_time = false;
-    bool too_new = false;  // modified during the compilation
-    bool unreadable = false;
-  };
-
   Outcome run_pipeline();
   Outcome fall_back(Counter reason, std::string_view detail = {});
+  // The end of every miss, in depend and preprocessor mode alike: count the
+  // run (failed compile or miss), store its result unless `refused` or the
+  // refusal the compile's trace gives, and pass its output on.
+  // `includes`: what the key was computed from; `result_key`: its key.
+  Outcome finish_miss(const expected<util::RunResult, int>& run, const util::Digest& result_key,
+                      Includes includes, std::optional<Counter> refused);
 
-  // key.cpp
-  void hash_common_info(util::Hasher& h) const;
-  // False if the source uses __TIME__ (not cacheable).
-  bool calculate_manifest_key();
-  util::Digest depend_result_key(const Includes& includes) const;
-  util::Digest cpp_result_key(const util::RunResult& cpp, const Includes& includes) const;
-  // The tools a -B directory may provide, as paths (existing or not).
-  std::vector<std::string> tool_files() const;
-  int64_t today() const;
+  // key.hpp, for this compilation
+  KeyInputs key_inputs() const;
+  int64_t today() const { return local_date(m_inv.start_ns); }
 
   // lookup.cpp
   void open_storage();
@@ -138,6 +138,13 @@ class Compilation {
   const Config& m_cfg;
   Stats& m_stats;
   util::Logger& m_log;
+  // The seams (Invocation's, or the defaults below when it left them null).
+  std::optional<util::Environment> m_own_env;
+  StandardOutputSink m_own_output;
+  LocalExecutor m_own_executor;
+  const util::Environment& m_env;
+  OutputSink& m_output;
+  Executor& m_executor;
   compiler::CompilerInfo m_compiler;
   compiler::ProcessedArgs m_args;
   mutable FileChecker m_checker;  // a memo of stats and hashes

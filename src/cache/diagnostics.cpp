@@ -9,15 +9,10 @@ namespace kiln::cache {
 
 namespace {
 
-bool env_is(const char* name, const char* value) {
-  const char* v = std::getenv(name);
-  return v != nullptr && std::strcmp(v, value) == 0;
-}
-
 // gcc's should_colorize(): a terminal that is not "dumb".
-bool colour_terminal() {
-  const char* term = std::getenv("TERM");
-  return term != nullptr && std::strcmp(term, "dumb") != 0 && ::isatty(STDERR_FILENO) == 1;
+bool colour_terminal(const util::Environment& env, bool err_is_terminal) {
+  auto term = env.get("TERM");
+  return term && *term != "dumb" && err_is_terminal;
 }
 
 // The length of the colour escape sequence at data[i] (which is ESC), or 0.
@@ -35,9 +30,10 @@ size_t sgr_length(std::string_view data, size_t i) {
 
 }  // namespace
 
-bool would_colour(compiler::Family family) {
+bool would_colour(compiler::Family family, const util::Environment& env, bool err_is_terminal) {
   // GCC_COLORS set to nothing turns gcc's colours off in auto mode.
-  return colour_terminal() && !(family == compiler::Family::gcc && env_is("GCC_COLORS", ""));
+  return colour_terminal(env, err_is_terminal) &&
+         !(family == compiler::Family::gcc && env.get("GCC_COLORS") == std::string_view());
 }
 
 std::vector<std::string> colour_options(compiler::Family family) {

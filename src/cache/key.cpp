@@ -1,9 +1,7 @@
 // Stage: the hashes that name manifests and results.
 #include <time.h>
 
-#include <cstdlib>
-
-#include "kiln/cache/compilation.hpp"
+#include "kiln/cache/key.hpp"
 #include "kiln/util/file.hpp"
 #include "kiln/util/string.hpp"
 
@@ -59,16 +57,20 @@ std::string cpu_identity() {
 
 }  // namespace
 
-int64_t Compilation::today() const {
-  time_t t = static_cast<time_t>(m_inv.start_ns / 1000000000);
+bool time_macros_fixed(const util::Environment& env) {
+  return env.has("SOURCE_DATE_EPOCH");
+}
+
+int64_t local_date(int64_t unix_ns) {
+  time_t t = static_cast<time_t>(unix_ns / 1000000000);
   struct tm tm;
   localtime_r(&t, &tm);
   return (tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday;
 }
 
-std::vector<std::string> Compilation::tool_files() const {
+std::vector<std::string> tool_files(const compiler::ProcessedArgs& args) {
   std::vector<std::string> files;
-  for (const auto& dir : m_args.tool_dirs) {
+  for (const auto& dir : args.tool_dirs) {
     for (const char* name : k_tool_names) {
       files.push_back(dir.ends_with('/') ? dir + name : dir + "/" + name);
     }
@@ -76,19 +78,20 @@ std::vector<std::string> Compilation::tool_files() const {
   return files;
 }
 
-void Compilation::hash_common_info(util::Hasher& h) const {
+void hash_common_info(util::Hasher& h, const KeyInputs& in) {
+  const compiler::ProcessedArgs& args = in.args;
   h.field("kiln-key-v2");
-  h.update(m_compiler.identity.bytes.data(), m_compiler.identity.bytes.size());
-  h.field(m_args.language);
-  if (m_args.records_command_line) {
+  h.update(in.compiler.identity.bytes.data(), in.compiler.identity.bytes.size());
+  h.field(args.language);
+  if (args.records_command_line) {
     // The object records the command line as given, names and all.
-    for (const auto& word : m_args.compile_argv(m_compiler.path)) {
+    for (const auto& word : args.compile_argv(in.compiler.path)) {
       h.field(word);
     }
   }
   // Arguments in order, without the output and input names (which do not
   // change the object unless listed below) and without the depfile's name.
-  for (const auto& a : m_args.args) {
+  for (const auto& a : args.args) {
     using compiler::ArgClass;
     if (a.cls == ArgClass::output || a.cls == ArgClass::input || a.cls == ArgClass::ignored) {
       continue;
@@ -102,99 +105,102 @@ void Compilation::hash_common_info(util::Hasher& h) const {
     }
   }
   // Outputs whose names end up inside the object.
-  if (m_args.split_dwarf || m_args.coverage || m_args.profile_arcs) {
-    h.field("output").field(m_args.output);
+  if (args.split_dwarf || args.coverage || args.profile_arcs) {
+    h.field("output").field(args.output);
   }
   // Coverage notes and data embed the working directory.
-  if (m_args.coverage || m_args.profile_arcs) {
-    h.field("cwd").field(m_inv.cwd);
+  if (args.coverage || args.profile_arcs) {
+    h.field("cwd").field(in.cwd);
   }
   // So does debug info, unless a prefix map rewrites it: then what the
   // matching maps leave of it is what ends up in the object.
-  if (m_args.debug_info && m_cfg.hash_dir && !m_args.comp_dir_given) {
+  if (args.debug_info && in.hash_dir && !args.comp_dir_given) {
     bool mapped = false;
-    for (const auto& map : m_args.prefix_maps) {
+    for (const auto& map : args.prefix_maps) {
       std::string_view old_prefix = std::string_view(map).substr(0, map.find('='));
-      if (m_inv.cwd.starts_with(old_prefix)) {
-        h.field("cwd-after").field(std::string_view(m_inv.cwd).substr(old_prefix.size()));
+      if (in.cwd.starts_with(old_prefix)) {
+        h.field("cwd-after").field(std::string_view(in.cwd).substr(old_prefix.size()));
         mapped = true;
       } else {
         h.field("cwd-not-under");
       }
     }
     if (!mapped) {
-      h.field("cwd").field(m_inv.cwd);
+      h.field("cwd").field(in.cwd);
     }
   }
   // Files named by options, and the tools of -B directories, by content.
   auto hash_file = [&](const std::string& path) {
     h.field("file").field(path);
-    if (const auto& content = m_checker.content(path)) {
+    if (const auto& content = in.files.content(path)) {
       h.update(content->digest.bytes.data(), content->digest.bytes.size());
     } else {
-      h.field(m_checker.stat(path).exists() ? "unreadable" : "absent");
+      h.field(in.files.stat(path).exists() ? "unreadable" : "absent");
     }
   };
-  for (const auto& path : m_args.input_files) {
+  for (const auto& path : args.input_files) {
     hash_file(path);
   }
-  for (const auto& path : tool_files()) {
+  for (const auto& path : tool_files(args)) {
     hash_file(path);
   }
-  if (m_args.uses_native_cpu) {
+  if (args.uses_native_cpu) {
     h.field("cpu").field(cpu_identity());
   }
   for (const char* name : k_hashed_env) {
-    if (const char* v = std::getenv(name)) {
-      h.field(name).field(v);
+    if (auto v = in.env.get(name)) {
+      h.field(name).field(*v);
     }
   }
 }
 
-bool Compilation::calculate_manifest_key() {
-  const auto& content = m_checker.content(m_args.source);
+std::optional<ManifestKey> manifest_key(const KeyInputs& in, int64_t today) {
+  ManifestKey key;
+  const auto& content = in.files.content(in.args.source);
   if (!content) {
-    return true;  // unreadable source: no direct mode, the compiler will complain
+    return key;  // unreadable source: no direct mode, the compiler will complain
   }
-  if (content->has_time && !m_time_macros_ok) {
-    return false;
+  const bool fixed = time_macros_fixed(in.env);
+  if (content->has_time && !fixed) {
+    return std::nullopt;
   }
-  m_source_has_date = content->has_date && !m_time_macros_ok;
+  key.source_has_date = content->has_date && !fixed;
   util::Hasher h;
-  hash_common_info(h);
-  h.field("direct").field(m_args.source);
+  hash_common_info(h, in);
+  h.field("direct").field(in.args.source);
   h.update(content->digest.bytes.data(), content->digest.bytes.size());
-  if (m_source_has_date) {
-    h.field("date").field(today());
+  if (key.source_has_date) {
+    h.field("date").field(today);
   }
-  m_manifest_key = h.finish();
-  return true;
+  key.digest = h.finish();
+  return key;
 }
 
-util::Digest Compilation::depend_result_key(const Includes& includes) const {
+util::Digest depend_result_key(const util::Digest& manifest_key, const Includes& includes,
+                               int64_t date) {
   util::Hasher h;
   h.field("depend");
-  h.update(m_manifest_key->bytes.data(), m_manifest_key->bytes.size());
+  h.update(manifest_key.bytes.data(), manifest_key.bytes.size());
   for (size_t i = 0; i < includes.files.size(); ++i) {
     h.field(includes.files[i].path);
     h.update(includes.digests[i].bytes.data(), includes.digests[i].bytes.size());
   }
-  if (includes.has_date && !m_time_macros_ok) {
-    h.field("date").field(today());
+  if (date != 0) {
+    h.field("date").field(date);
   }
   return h.finish();
 }
 
-util::Digest Compilation::cpp_result_key(const util::RunResult& cpp,
-                                         const Includes& includes) const {
+util::Digest cpp_result_key(const KeyInputs& in, std::string_view cpp_out, std::string_view cpp_err,
+                            const Includes& includes) {
   util::Hasher h;
-  hash_common_info(h);
-  h.field("cpp").field(cpp.out).field(cpp.err);
+  hash_common_info(h, in);
+  h.field("cpp").field(cpp_out).field(cpp_err);
   // The preprocessed text drops comments and spacing, which still reach the
   // object (columns in debug info) and the diagnostics (source lines, carets,
   // fall-through comments): the bytes of every file read go in too
   // (docs/direct-mode.md, "Preprocessor mode").
-  if (const auto& source = m_checker.content(m_args.source)) {
+  if (const auto& source = in.files.content(in.args.source)) {
     h.update(source->digest.bytes.data(), source->digest.bytes.size());
   }
   for (size_t i = 0; i < includes.files.size(); ++i) {

@@ -167,11 +167,17 @@ bool Compilation::restyles_diagnostics() const {
 }
 
 void Compilation::write_output(std::string_view out, std::string_view err) const {
-  util::write_all(STDOUT_FILENO, out);
-  if (restyles_diagnostics() && !err.empty()) {
-    util::write_all(STDERR_FILENO, restyle_diagnostics(err, would_colour(m_compiler.family)));
+  if (!out.empty()) {
+    m_output.out(out);
+  }
+  if (err.empty()) {
+    return;
+  }
+  if (restyles_diagnostics()) {
+    m_output.err(restyle_diagnostics(
+        err, would_colour(m_compiler.family, m_env, m_output.err_is_terminal())));
   } else {
-    util::write_all(STDERR_FILENO, err);
+    m_output.err(err);
   }
 }
 

@@ -33,6 +33,7 @@ constexpr std::array<std::string_view, static_cast<size_t>(Counter::count_)> k_n
     "unlisted_input",
     "unknown_output",
     "untraced",
+    "local_time",
     "disabled",
     "error_internal",
     "error_compiler_not_found",

@@ -36,6 +36,7 @@ enum class Counter {
   unlisted_input,
   unknown_output,
   untraced,
+  local_time,
   disabled,
   // Failures inside kiln (the build went on).
   error_internal,

@@ -22,13 +22,14 @@ constexpr int64_t k_too_new_slack_ns = 50'000'000;
 
 expected<util::RunResult, int> Compilation::run_traced(const std::vector<std::string>& argv) {
   if (!m_tracer) {
-    m_tracer =
-        std::make_unique<Tracer>(default_trace_library(m_cfg.cache_dir), m_cfg.cache_dir + "/tmp");
+    m_tracer = std::make_unique<Tracer>(default_trace_library(m_cfg.cache_dir),
+                                        m_cfg.cache_dir + "/tmp", m_env);
   }
-  if (!m_tracer->usable()) {
-    return util::run_capture(argv);
-  }
-  return util::run_capture(argv, m_tracer->environment());
+  Command command;
+  command.argv = argv;
+  command.env = m_tracer->usable() ? m_tracer->environment(m_env).entries() : m_env.entries();
+  command.cwd = m_inv.cwd;
+  return m_executor.run(command);
 }
 
 expected<util::RunResult, int> Compilation::run_compiler() {
@@ -52,7 +53,7 @@ expected<util::RunResult, int> Compilation::run_compiler() {
 
 std::optional<Counter> Compilation::refusal(Includes* includes, bool compiled) {
   if (includes->has_time && !m_time_macros_ok) {
-    return Counter::time_macro;
+    return Counter::local_time;
   }
   std::optional<Trace> trace = m_tracer ? m_tracer->read() : std::nullopt;
   if (!trace) {
@@ -73,7 +74,7 @@ std::optional<Counter> Compilation::refusal(Includes* includes, bool compiled) {
   return vet_trace(*trace, *includes, compiled);
 }
 
-Compilation::Includes Compilation::collect_includes(const std::vector<std::string>& paths) {
+Includes Compilation::collect_includes(const std::vector<std::string>& paths) {
   Includes inc;
   const int64_t too_new = m_inv.start_ns - k_too_new_slack_ns;
   const int64_t trusted = m_inv.start_ns - k_trust_age_ns;

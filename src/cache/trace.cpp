@@ -57,15 +57,15 @@ Trace Trace::parse(std::string_view text) {
   return t;
 }
 
-Tracer::Tracer(std::string library, const std::string& tmp_dir) : m_library(std::move(library)) {
+Tracer::Tracer(std::string library, const std::string& tmp_dir, const util::Environment& env)
+    : m_library(std::move(library)) {
   // LD_PRELOAD splits its list at spaces and colons.
   if (m_library.empty() || m_library.find_first_of(" :") != std::string::npos ||
       !util::FileStat::of(m_library).is_regular()) {
     return;
   }
   // A read-only cache directory still gets traced compiles, in $TMPDIR.
-  const char* env_tmp = std::getenv("TMPDIR");
-  for (const std::string& dir : {tmp_dir, std::string(env_tmp && *env_tmp ? env_tmp : "/tmp")}) {
+  for (const std::string& dir : {tmp_dir, std::string(env.get_or("TMPDIR", "/tmp"))}) {
     if (!util::make_directories(dir)) {
       continue;
     }
@@ -85,12 +85,12 @@ Tracer::~Tracer() {
   }
 }
 
-std::vector<std::string> Tracer::environment() const {
+util::Environment Tracer::environment(const util::Environment& env) const {
   std::string preload = m_library;
-  if (const char* user = std::getenv("LD_PRELOAD"); user && *user) {
-    preload = std::string(user) + " " + m_library;
+  if (auto user = env.get("LD_PRELOAD"); user && !user->empty()) {
+    preload = std::string(*user) + " " + m_library;
   }
-  return util::environment_with({"LD_PRELOAD=" + preload, "KILN_TRACE_FILE=" + m_file});
+  return env.with({"LD_PRELOAD=" + preload, "KILN_TRACE_FILE=" + m_file});
 }
 
 std::optional<Trace> Tracer::read() const {

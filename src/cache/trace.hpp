@@ -5,6 +5,8 @@
 #include <string_view>
 #include <vector>
 
+#include "kiln/util/environment.hpp"
+
 namespace kiln::cache {
 
 // What the compiler's processes looked at while kiln ran them with
@@ -28,16 +30,17 @@ struct Trace {
 class Tracer {
  public:
   // `library`: the absolute path of libkiln-trace.so; `tmp_dir`: where the
-  // trace file goes. usable() is false if either cannot be used.
-  Tracer(std::string library, const std::string& tmp_dir);
+  // trace file goes ($TMPDIR of `env` if it cannot be written). usable() is
+  // false if neither can be used.
+  Tracer(std::string library, const std::string& tmp_dir, const util::Environment& env);
   ~Tracer();
   Tracer(const Tracer&) = delete;
   Tracer& operator=(const Tracer&) = delete;
 
   bool usable() const { return !m_file.empty(); }
-  // The environment to run the compiler with: this process's, plus the
-  // preload (after any LD_PRELOAD the user set) and the trace file.
-  std::vector<std::string> environment() const;
+  // The environment to run the compiler with: `env` plus the preload (after
+  // any LD_PRELOAD it sets) and the trace file.
+  util::Environment environment(const util::Environment& env) const;
   // Everything the runs so far recorded.
   std::optional<Trace> read() const;
 

@@ -38,10 +38,10 @@ bool has_prefix(std::string_view path, std::span<const std::string_view> prefixe
   return false;
 }
 
-std::vector<std::string> temp_dirs() {
+std::vector<std::string> temp_dirs(const util::Environment& env) {
   std::vector<std::string> dirs{"/tmp/", "/var/tmp/"};
-  if (const char* t = std::getenv("TMPDIR"); t && t[0] == '/') {
-    dirs.push_back(util::normalize(t) + "/");
+  if (auto t = env.get("TMPDIR"); t && t->starts_with('/')) {
+    dirs.push_back(util::normalize(*t) + "/");
   }
   return dirs;
 }
@@ -160,7 +160,7 @@ std::optional<Counter> Compilation::vet_trace(const Trace& trace, const Includes
   for (const auto& f : m_args.input_files) {
     know(f);
   }
-  for (const auto& f : tool_files()) {
+  for (const auto& f : tool_files(m_args)) {
     know(f);
   }
   know(m_compiler.path);
@@ -171,7 +171,7 @@ std::optional<Counter> Compilation::vet_trace(const Trace& trace, const Includes
       written_ids.insert(*id);
     }
   }
-  const auto temps = temp_dirs();
+  const auto temps = temp_dirs(m_env);
   auto in_temp = [&](const std::string& path) {
     return std::any_of(temps.begin(), temps.end(),
                        [&](const std::string& t) { return path.starts_with(t); });
@@ -187,7 +187,7 @@ std::optional<Counter> Compilation::vet_trace(const Trace& trace, const Includes
     return Counter::untraced;  // the process that read the source was not traced
   }
   if (trace.local_time) {
-    return Counter::time_macro;
+    return Counter::local_time;
   }
   auto unlisted = [&](const std::string& path, bool executable) {
     if (installed(path) || written.contains(path)) {

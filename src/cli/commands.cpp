@@ -5,15 +5,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
 #include "kiln/cache/stats.hpp"
-#include "kiln/cache/storage_levels.hpp"
+#include "kiln/cli/settings.hpp"
+#include "kiln/config/doc_table.hpp"
 #include "kiln/storage/entry.hpp"
+#include "kiln/storage/levels.hpp"
 #include "kiln/storage/local/cleanup.hpp"
 #include "kiln/storage/local/local_storage.hpp"
+#include "kiln/util/clock.hpp"
 #include "kiln/util/file.hpp"
 #include "kiln/util/hash.hpp"
 #include "kiln/util/string.hpp"
@@ -27,9 +31,7 @@ namespace kiln::cli {
 namespace {
 
 int64_t now_ns() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+  return util::Clock::system().wall_ns();
 }
 
 const char k_usage[] =
@@ -73,7 +75,7 @@ constexpr Row k_uncacheable_rows[] = {
     {"Unknown option", "unknown_option"},
     {"Compilation failed", "compile_failed"},
     {"Preprocessing failed", "preprocessor_failed"},
-    {"Local time used (__DATE__, __TIME__)", "time_macro"},
+    {"Local time used (__TIME__ in the source)", "time_macro"},
 };
 
 // Misses whose result was not stored (already counted as misses).
@@ -83,6 +85,7 @@ constexpr Row k_not_stored_rows[] = {
     {"Read a file not in the key", "unlisted_input"},
     {"Wrote an unknown file", "unknown_output"},
     {"Compiler could not be traced", "untraced"},
+    {"Asked for the local time", "local_time"},
 };
 
 constexpr Row k_error_rows[] = {
@@ -139,7 +142,7 @@ int show_stats(const cache::Config& config, bool json) {
   if (json) {
     std::printf("{\n  \"cache_dir\": \"%s\",\n  \"max_size\": %lld,\n",
                 util::json_escape(config.cache_dir).c_str(),
-                static_cast<long long>(config.max_size));
+                static_cast<long long>(config.storage.max_size));
     std::printf("  \"hits\": %lld,\n  \"cacheable_calls\": %lld,\n  \"counters\": {",
                 static_cast<long long>(hits), static_cast<long long>(cacheable));
     for (size_t i = 0; i < static_cast<size_t>(cache::Counter::count_); ++i) {
@@ -190,9 +193,9 @@ int show_stats(const cache::Config& config, bool json) {
   }
   std::printf("Local storage\n");
   int64_t size = get(c, "size");
-  std::string limit = config.max_size > 0
-                          ? util::format_size(config.max_size) + " (" +
-                                util::trim(percent(size, config.max_size)).data() + ")"
+  std::string limit = config.storage.max_size > 0
+                          ? util::format_size(config.storage.max_size) + " (" +
+                                util::trim(percent(size, config.storage.max_size)).data() + ")"
                           : "no limit";
   std::printf("  %-28s %10s / %s\n", "Cache size", util::format_size(size).c_str(), limit.c_str());
   print_row("Files", get(c, "files"), "", 2);
@@ -207,19 +210,44 @@ int show_stats(const cache::Config& config, bool json) {
   return 0;
 }
 
-int show_config(const cache::Config& config, const std::string& error) {
+int show_config(const cache::Config& config, const std::vector<config::Error>& errors) {
   std::printf("# config file: %s%s\n", config.config_path.c_str(),
               util::FileStat::of(config.config_path).exists() ? "" : " (not present)");
-  if (!error.empty()) {
-    std::printf("# error: %s\n", error.c_str());
+  for (const auto& e : errors) {
+    std::printf("# error: %s\n", config::to_string(e).c_str());
   }
-  for (const auto& [key, value] : config.items()) {
-    auto it = config.sources.find(key);
-    std::string source =
-        it == config.sources.end() ? "default" : std::string(cache::to_string(it->second));
-    std::printf("(%s) %s = %s\n", source.c_str(), key.c_str(), value.c_str());
+  for (const auto& decl : config.values.registry()->keys()) {
+    std::printf("(%s) %s = %s\n",
+                std::string(config::to_string(config.values.origin(decl.name))).c_str(),
+                decl.name.c_str(), config.values.display(decl.name).c_str());
   }
   return 0;
+}
+
+// `kiln --config-doc FILE`: rewrites the key tables of FILE
+// (docs/configuration.md) from the declarations; 1 if a declared section has
+// no table there or a table names no declared section.
+int write_config_doc(const std::string& path) {
+  auto text = util::read_file(path);
+  if (!text) {
+    std::fprintf(stderr, "kiln: cannot read %s: %s\n", path.c_str(), std::strerror(text.error()));
+    return 1;
+  }
+  auto update = config::update_doc_tables(*text, registry());
+  for (const auto& s : update.missing_sections) {
+    std::fprintf(stderr, "kiln: %s has no table for section \"%s\"\n", path.c_str(), s.c_str());
+  }
+  for (const auto& s : update.unknown_sections) {
+    std::fprintf(stderr, "kiln: %s has a table for unknown section \"%s\"\n", path.c_str(),
+                 s.c_str());
+  }
+  if (update.text != *text) {
+    if (auto r = util::write_file_atomic(path, update.text); !r) {
+      std::fprintf(stderr, "kiln: cannot write %s: %s\n", path.c_str(), std::strerror(r.error()));
+      return 1;
+    }
+  }
+  return update.missing_sections.empty() && update.unknown_sections.empty() ? 0 : 1;
 }
 
 // Brings the size and files counters in line with what is on disk.
@@ -234,7 +262,7 @@ void correct_totals(const cache::Config& config, const storage::CleanupStats& me
 // Writes, reads back, checks and removes a test entry on every level.
 int check_storage(const cache::Config& config) {
   storage::LocalStorage local(config.cache_dir);
-  storage::StorageChain chain(cache::storage_levels(config, &local));
+  storage::StorageChain chain(storage::storage_levels(config.storage, &local, config.read_only));
   util::Hasher h;
   h.field("kiln-check-storage").field(now_ns()).field(static_cast<int64_t>(::getpid()));
   storage::Key key{h.finish(), storage::EntryKind::result};
@@ -300,8 +328,31 @@ int usage_error(const std::string& message) {
 
 }  // namespace
 
-void warn_once(const std::string& message) {
+namespace {
+
+// A directory for warn_once's markers that only this user can write:
+// $TMPDIR/kiln-<uid> (or /tmp/kiln-<uid>), created with mode 0700. Used only
+// if it is a real directory (not a symbolic link) owned by this user with no
+// access for others: in a shared /tmp another user could otherwise pre-create
+// the name. Empty if there is none.
+std::string warning_marker_dir() {
   const char* tmp = std::getenv("TMPDIR");
+  const uid_t uid = ::getuid();
+  std::string dir = std::string(tmp && *tmp ? tmp : "/tmp") + "/kiln-" + std::to_string(uid);
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return {};
+  }
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != uid ||
+      (st.st_mode & 077) != 0) {
+    return {};
+  }
+  return dir;
+}
+
+}  // namespace
+
+void warn_once(const std::string& message) {
   std::string shape;  // the message with every run of digits as '#'
   for (char ch : message) {
     bool digit = ch >= '0' && ch <= '9';
@@ -309,19 +360,28 @@ void warn_once(const std::string& message) {
       shape += digit ? '#' : ch;
     }
   }
-  std::string marker = std::string(tmp && *tmp ? tmp : "/tmp") + "/kiln-warned-" +
-                       std::to_string(::getuid()) + "-" +
-                       util::Hasher().update(shape).finish().to_hex().substr(0, 16);
-  util::FileStat st = util::FileStat::of(marker);
-  if (st.exists() && st.mtime_ns > now_ns() - int64_t{3600} * 1000000000) {
-    return;
+  const std::string dir = warning_marker_dir();
+  const std::string marker =
+      dir.empty() ? std::string()
+                  : dir + "/warned-" + util::Hasher().update(shape).finish().to_hex().substr(0, 16);
+  if (!marker.empty()) {
+    util::FileStat st = util::FileStat::of(marker);
+    if (st.exists() && st.mtime_ns > util::Clock::system().wall_ns() - int64_t{3600} * 1000000000) {
+      return;
+    }
   }
   std::fprintf(stderr, "kiln: warning: %s\n", message.c_str());
-  (void)util::write_file(marker, "");
+  if (!marker.empty()) {
+    int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      (void)::futimens(fd, nullptr);  // now: the hour starts again
+      ::close(fd);
+    }
+  }
 }
 
 std::string cleanup_now(const cache::Config& config) {
-  auto r = storage::cleanup_local(config.cache_dir, config.max_size, 0.9, now_ns());
+  auto r = storage::cleanup_local(config.cache_dir, config.storage.max_size, 0.9, now_ns());
   if (r.skipped_locked) {
     return "another cleanup is running";
   }
@@ -335,11 +395,11 @@ std::string cleanup_now(const cache::Config& config) {
 }
 
 void maybe_start_cleanup(const cache::Config& config) {
-  if (config.max_size <= 0) {
+  if (config.storage.max_size <= 0) {
     return;
   }
   util::Counters total = cache::Stats::read_all(config.cache_dir);
-  if (get(total, "size") <= config.max_size) {
+  if (get(total, "size") <= config.storage.max_size) {
     return;
   }
   pid_t pid = ::fork();
@@ -362,7 +422,7 @@ void maybe_start_cleanup(const cache::Config& config) {
 }
 
 int run_command(const std::vector<std::string>& args, cache::Config& config,
-                const std::string& config_error) {
+                const std::vector<config::Error>& config_errors) {
   if (args.empty()) {
     std::fputs(k_usage, stderr);
     return 2;
@@ -411,15 +471,22 @@ int run_command(const std::vector<std::string>& args, cache::Config& config,
       if (!v) {
         return 2;
       }
-      if (auto r = cache::set_config_value(config.config_path, "max_size", *v); !r) {
-        std::fprintf(stderr, "kiln: %s\n", r.error().message.c_str());
+      if (auto r = set_config_value(config.config_path, "max_size", *v); !r) {
+        std::fprintf(stderr, "kiln: %s\n", config::to_string(r.error()).c_str());
         return 1;
       }
       std::printf("Set max_size = %s in %s\n", v->c_str(), config.config_path.c_str());
     } else if (a == "--check-storage") {
       return check_storage(config);
+    } else if (a == "--config-doc") {
+      // Hidden: for maintainers, see docs/configuration.md.
+      auto v = value("a file");
+      if (!v) {
+        return 2;
+      }
+      return write_config_doc(*v);
     } else if (a == "-p" || a == "--show-config") {
-      show_config(config, config_error);
+      show_config(config, config_errors);
     } else if (a == "-o" || a.starts_with("--set-config")) {
       auto v = value("KEY=VALUE");
       if (!v) {
@@ -429,9 +496,8 @@ int run_command(const std::vector<std::string>& args, cache::Config& config,
       if (eq == std::string::npos) {
         return usage_error("expected KEY=VALUE, got \"" + *v + "\"");
       }
-      if (auto r = cache::set_config_value(config.config_path, v->substr(0, eq), v->substr(eq + 1));
-          !r) {
-        std::fprintf(stderr, "kiln: %s\n", r.error().message.c_str());
+      if (auto r = set_config_value(config.config_path, v->substr(0, eq), v->substr(eq + 1)); !r) {
+        std::fprintf(stderr, "kiln: %s\n", config::to_string(r.error()).c_str());
         return 1;
       }
     } else {

@@ -4,16 +4,19 @@
 #include <vector>
 
 #include "kiln/cache/config.hpp"
+#include "kiln/config/error.hpp"
 
 namespace kiln::cli {
 
 // Runs `kiln <option>...` (everything that is not a compilation) and returns
-// the exit status: 0 success, 1 failure, 2 bad usage.
+// the exit status: 0 success, 1 failure, 2 bad usage. `config_errors` are
+// what could not be read of the configuration (`kiln -p` shows them).
 int run_command(const std::vector<std::string>& args, cache::Config& config,
-                const std::string& config_error);
+                const std::vector<config::Error>& config_errors);
 
 // Prints "kiln: warning: <message>" on stderr unless the same message was
-// printed in the last hour (a marker under $TMPDIR), so a build with a broken
+// printed in the last hour (a marker in $TMPDIR/kiln-<uid>, a directory only
+// this user can write; without one, every warning is printed), so a build with a broken
 // cache directory warns once instead of on every compilation.
 // Messages that differ only in numbers (elapsed times, ports) count as the same.
 void warn_once(const std::string& message);

@@ -10,6 +10,7 @@
 #include "kiln/util/file.hpp"
 #include "kiln/util/path.hpp"
 #include "kiln/util/string.hpp"
+#include "kiln/util/thread_annotations.hpp"
 
 namespace kiln::storage {
 
@@ -96,13 +97,26 @@ class PluginStorage : public Storage {
   Error m_last_error;
 };
 
-const kiln_remote_api* load_api(const std::string& path, std::string* error) {
+// The plugins loaded by this process, per plugin file: each is opened once and
+// stays loaded. Daemons open levels from many threads.
+struct PluginRegistry {
   struct Loaded {
     const kiln_remote_api* api = nullptr;
     std::string error;
   };
-  static std::map<std::string, Loaded> loaded;  // per plugin file, for the process
-  auto [it, first] = loaded.try_emplace(path);
+  util::Mutex mutex;
+  std::map<std::string, Loaded> loaded GUARDED_BY(mutex);
+};
+
+PluginRegistry& plugin_registry() {
+  static PluginRegistry registry;
+  return registry;
+}
+
+const kiln_remote_api* load_api(const std::string& path, std::string* error) {
+  PluginRegistry& registry = plugin_registry();
+  util::MutexLock lock(registry.mutex);
+  auto [it, first] = registry.loaded.try_emplace(path);
   const kiln_remote_api*& api = it->second.api;
   std::string& load_error = it->second.error;
   if (first) {

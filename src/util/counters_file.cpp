@@ -6,10 +6,10 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdint>
-#include <mutex>
 #include <string_view>
 
 #include "kiln/util/file.hpp"
+#include "kiln/util/thread_annotations.hpp"
 
 namespace kiln::util {
 
@@ -17,8 +17,9 @@ namespace {
 
 // fcntl locks belong to the process, not to a descriptor: two threads of one
 // process would both "hold" the lock, and closing any descriptor of the file
-// drops it. This mutex makes the functions safe across threads too.
-std::mutex g_counters_mutex;
+// drops it. This mutex makes the functions safe across threads too: every
+// fcntl lock on a counters file is taken with it held.
+Mutex g_counters_mutex;
 
 bool valid_name(std::string_view name) {
   if (name.empty()) {
@@ -68,7 +69,7 @@ std::string format(const Counters& counters) {
   return out;
 }
 
-bool lock(int fd, short type) {
+bool lock(int fd, short type) REQUIRES(g_counters_mutex) {
   struct flock fl {};
   fl.l_type = type;
   fl.l_whence = SEEK_SET;
@@ -133,7 +134,7 @@ int open_for_update(const std::string& path) {
 // them back. The lock is released by close().
 template <typename Change>
 bool update(const std::string& path, Change change) {
-  std::lock_guard<std::mutex> guard(g_counters_mutex);
+  MutexLock guard(g_counters_mutex);
   int fd = open_for_update(path);
   if (fd < 0) {
     return false;
@@ -160,7 +161,7 @@ bool update(const std::string& path, Change change) {
 }  // namespace
 
 Counters read_counters(const std::string& path) {
-  std::lock_guard<std::mutex> guard(g_counters_mutex);
+  MutexLock guard(g_counters_mutex);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     return {};

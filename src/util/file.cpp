@@ -12,6 +12,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include "kiln/util/clock.hpp"
+
 namespace kiln::util {
 
 namespace {
@@ -121,7 +123,7 @@ expected<void, int> write_file(const std::string& path, std::string_view data) {
 
 std::string unique_suffix() {
   static std::atomic<uint64_t> counter{0};
-  auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+  auto now = Clock::system().steady().time_since_epoch().count();
   char buf[96];
   std::snprintf(buf, sizeof buf, ".tmp.%d.%llx.%llu", static_cast<int>(::getpid()),
                 static_cast<unsigned long long>(now),

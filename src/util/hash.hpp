@@ -34,6 +34,7 @@ class Hasher {
   Digest finish();
 
  private:
+  // OpenSSL's SHA256_CTX, constructed in place by Hasher() (hash.cpp).
   alignas(16) unsigned char m_state[128];
 };
 

@@ -4,10 +4,14 @@
 #include <poll.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <string_view>
+#include <csignal>
+
+#include "kiln/util/clock.hpp"
 
 extern char** environ;
 
@@ -27,41 +31,22 @@ std::vector<char*> c_argv(const std::vector<std::string>& argv) {
 
 }  // namespace
 
-static expected<RunResult, int> spawn_capture(const std::vector<std::string>& argv,
-                                              const std::vector<std::string>& env, bool use_env);
-
-std::vector<std::string> environment_with(const std::vector<std::string>& overrides) {
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) {
-    std::string_view entry(*e);
-    bool replaced = false;
-    for (const auto& o : overrides) {
-      auto eq = o.find('=');
-      if (eq != std::string::npos && entry.size() > eq &&
-          entry.substr(0, eq + 1) == o.substr(0, eq + 1)) {
-        replaced = true;
-        break;
-      }
-    }
-    if (!replaced) {
-      env.emplace_back(entry);
-    }
-  }
-  env.insert(env.end(), overrides.begin(), overrides.end());
-  return env;
-}
-
 expected<RunResult, int> run_capture(const std::vector<std::string>& argv) {
-  return spawn_capture(argv, {}, false);
+  return run_capture(argv, RunOptions{});
 }
 
 expected<RunResult, int> run_capture(const std::vector<std::string>& argv,
                                      const std::vector<std::string>& env) {
-  return spawn_capture(argv, env, true);
+  RunOptions options;
+  options.env = &env;
+  return run_capture(argv, options);
 }
 
-static expected<RunResult, int> spawn_capture(const std::vector<std::string>& argv,
-                                              const std::vector<std::string>& env, bool use_env) {
+expected<RunResult, int> run_capture(const std::vector<std::string>& argv,
+                                     const RunOptions& options) {
+  const bool use_env = options.env != nullptr;
+  const bool limited = options.timeout.count() > 0;
+  const Clock::SteadyPoint deadline = Clock::system().steady() + options.timeout;
   int out_pipe[2];
   int err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
@@ -77,15 +62,26 @@ static expected<RunResult, int> spawn_capture(const std::vector<std::string>& ar
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
+  if (!options.cwd.empty()) {
+    posix_spawn_file_actions_addchdir_np(&actions, options.cwd.c_str());
+  }
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  if (limited) {
+    // A group of its own: the timeout kills the compiler's children too.
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attributes, 0);
+  }
   auto args = c_argv(argv);
   pid_t pid = 0;
   std::vector<char*> envp;
   if (use_env) {
-    envp = c_argv(env);
+    envp = c_argv(*options.env);
   }
-  int rc =
-      ::posix_spawn(&pid, args[0], &actions, nullptr, args.data(), use_env ? envp.data() : environ);
+  int rc = ::posix_spawn(&pid, args[0], &actions, &attributes, args.data(),
+                         use_env ? envp.data() : environ);
   posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
   if (rc != 0) {
@@ -99,8 +95,28 @@ static expected<RunResult, int> spawn_capture(const std::vector<std::string>& ar
   std::string* sinks[2] = {&result.out, &result.err};
   int open_fds = 2;
   char buf[65536];
+  // After the kill, a descendant that left the group may still hold a pipe:
+  // its output is not waited for longer than this.
+  const auto k_drain = std::chrono::milliseconds(500);
   while (open_fds > 0) {
-    int n = ::poll(fds, 2, -1);
+    int wait_ms = -1;
+    if (limited) {
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(
+          (result.timed_out ? deadline + k_drain : deadline) - Clock::system().steady());
+      if (left.count() <= 0) {
+        if (result.timed_out) {
+          break;
+        }
+        result.timed_out = true;
+        ::kill(-pid, SIGKILL);
+        continue;
+      }
+      wait_ms = static_cast<int>(std::min<int64_t>(left.count(), 60000));
+    }
+    int n = ::poll(fds, 2, wait_ms);
+    if (n == 0) {
+      continue;
+    }
     if (n < 0) {
       if (errno == EINTR) {
         continue;
@@ -127,9 +143,29 @@ static expected<RunResult, int> spawn_capture(const std::vector<std::string>& ar
     }
   }
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) {
+  // With a timeout, a child that closed its output but runs on is polled
+  // until the deadline; without one, waited for.
+  while (limited && !result.timed_out) {
+    pid_t done = ::waitpid(pid, &status, WNOHANG);
+    if (done == pid) {
+      break;
+    }
+    if (done < 0 && errno != EINTR) {
       return unexpected(errno);
+    }
+    if (Clock::system().steady() >= deadline) {
+      result.timed_out = true;
+      ::kill(-pid, SIGKILL);
+      break;
+    }
+    struct timespec pause = {0, 5 * 1000 * 1000};
+    ::nanosleep(&pause, nullptr);
+  }
+  if (!limited || result.timed_out) {
+    while (::waitpid(pid, &status, 0) < 0) {
+      if (errno != EINTR) {
+        return unexpected(errno);
+      }
     }
   }
   if (WIFEXITED(status)) {

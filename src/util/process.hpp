@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -10,8 +11,22 @@ namespace kiln::util {
 struct RunResult {
   // Exit status of the child; 128 + signal number when a signal ended it.
   int exit_code = 0;
-  std::string out;  // captured stdout
-  std::string err;  // captured stderr
+  std::string out;         // captured stdout
+  std::string err;         // captured stderr
+  bool timed_out = false;  // killed because RunOptions::timeout expired
+};
+
+struct RunOptions {
+  // The child's whole environment ("NAME=value"); nullptr: this process's.
+  const std::vector<std::string>* env = nullptr;
+  // Zero: wait for as long as the child runs. Otherwise the child leads a
+  // process group of its own, and when the time is up the whole group (the
+  // compiler's cc1, as, ...) is killed with SIGKILL, and the result says
+  // timed_out. For daemons: a hung compiler must not hang a worker. (A client
+  // keeps the default, so that ^C still reaches the compiler.)
+  std::chrono::milliseconds timeout{0};
+  // The child's working directory; empty: this process's.
+  std::string cwd;
 };
 
 // Runs argv[0] (an absolute or relative path, not searched in PATH) with the
@@ -23,9 +38,9 @@ expected<RunResult, int> run_capture(const std::vector<std::string>& argv);
 expected<RunResult, int> run_capture(const std::vector<std::string>& argv,
                                      const std::vector<std::string>& env);
 
-// This process's environment as "NAME=value" strings, with `overrides`
-// replacing or adding variables of the same names.
-std::vector<std::string> environment_with(const std::vector<std::string>& overrides);
+// The same with options (environment, timeout).
+expected<RunResult, int> run_capture(const std::vector<std::string>& argv,
+                                     const RunOptions& options);
 
 // Replaces this process with argv[0]. Returns only on failure (with errno set).
 void exec_replace(const std::vector<std::string>& argv);

@@ -20,7 +20,9 @@ std::string format_size(int64_t bytes);
 
 std::optional<int64_t> parse_int(std::string_view s);
 
-// Escapes a string for inclusion in JSON (without the surrounding quotes).
+// Escapes any bytes for inclusion in a JSON string (without the surrounding
+// quotes): the result is valid JSON and UTF-8. Well-formed UTF-8 is kept;
+// control characters and bytes that are not UTF-8 become \u00XX.
 std::string json_escape(std::string_view s);
 
 }  // namespace kiln::util

@@ -131,6 +131,22 @@ class Commands(kilntest.KilnTestCase):
         self.assertEqual(tomllib.loads(cfg.read_text()),
                          {"max_size": "20G", "depend_mode": False})
 
+    def test_set_config_writes_typed_values(self):
+        # Issue 8: -o s3_use_ssl=false wrote the string "false".
+        cfg = self.dir / "cfg" / "kiln.toml"
+        self.env["KILN_CONFIG"] = str(cfg)
+        self.ok(self.kiln("-o", "s3_use_ssl=false"))
+        self.ok(self.kiln("-o", "remote_backoff=10"))
+        self.ok(self.kiln("-o", "storage=local, s3"))
+        self.assertEqual(tomllib.loads(cfg.read_text()),
+                         {"s3_use_ssl": False, "remote_backoff": 10, "storage": "local,s3"})
+        t = self.kiln("-p").text
+        self.assertIn("(config file) s3_use_ssl = false", t)
+        self.assertIn("(config file) storage = local,s3", t)
+        r = self.kiln("-o", "s3_use_ssl=maybe")
+        self.assertEqual(r.code, 1, r.describe())
+        self.assertIn(b"s3_use_ssl", r.err)
+
     def test_config_file_is_used(self):
         cfg = self.write("c.toml", f'cache_dir = "{self.dir / "other-cache"}"\n'
                                    "direct_mode = false\n")

@@ -275,6 +275,32 @@ class Robustness:
         r = self.compile_and_check("s1.cpp", "-Wall", env=env)
         self.assertEqual(r.err, plain.err)
 
+    def test_warning_markers_live_in_a_private_directory(self):
+        # warn_once's markers go to $TMPDIR/kiln-<uid>, mode 0700: a name
+        # another user of a shared /tmp cannot pre-create or redirect.
+        self.write("a-file", "not a directory\n")
+        env = dict(self.env, KILN_DIR=str(self.dir / "a-file" / "cache"))
+        private = self.tmp / f"kiln-{os.getuid()}"
+        r = self.compile_and_check("s1.cpp", env=env)
+        self.assertIn(b"kiln: warning", r.err, r.describe())
+        self.assertTrue(private.is_dir() and not private.is_symlink())
+        self.assertEqual(private.stat().st_mode & 0o777, 0o700)
+        self.assertEqual(len(list(private.iterdir())), 1)
+        self.assertEqual([p for p in self.tmp.iterdir() if p.name.startswith("kiln-warned")], [])
+
+    def test_warning_marker_directory_that_is_a_symlink_is_not_used(self):
+        # Another user's link in the way: kiln writes nothing through it and
+        # warns every time rather than stay quiet.
+        self.write("a-file", "not a directory\n")
+        env = dict(self.env, KILN_DIR=str(self.dir / "a-file" / "cache"))
+        elsewhere = self.dir / "elsewhere"
+        elsewhere.mkdir(mode=0o700)
+        (self.tmp / f"kiln-{os.getuid()}").symlink_to(elsewhere)
+        for _ in range(2):
+            r = self.compile_and_check("s1.cpp", env=env)
+            self.assertIn(b"kiln: warning", r.err, r.describe())
+        self.assertEqual(list(elsewhere.iterdir()), [])
+
     def test_cache_dir_read_only_subdirectory(self):
         # A cache whose fan-out directory cannot be written (a file in the
         # way): the store fails, is counted, and the build goes on.

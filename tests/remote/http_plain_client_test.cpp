@@ -1,4 +1,4 @@
-// HttpClient over plain sockets (http_client_plain.cpp, libkiln-http.so): the
+// The socket transport (net::make_plain_client, libkiln-http.so): the
 // protocol cases nginx cannot produce on demand, against a scripted fake
 // server, and connection reuse against a real nginx. The HttpStorage tests of
 // http_storage_test.cpp run on this transport as well (kiln_remote_plain_tests).
@@ -24,13 +24,18 @@
 #include <thread>
 #include <vector>
 
-#include "kiln/storage/remote/http_client.hpp"
+#include "kiln/net/plain_client.hpp"
+#include "kiln/storage/remote/aws_sigv4.hpp"
 #include "server_fixture.hpp"
 
 namespace kiln::storage {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using net::HttpClient;
+using net::HttpRequest;
+using net::HttpTimeouts;
+using net::TransportError;
 
 // Waits up to `timeout_ms` for `fd` to be readable.
 bool readable(int fd, int timeout_ms) {
@@ -186,7 +191,8 @@ TEST(HttpPlainClient, ReadsAChunkedBodyAndKeepsTheConnection) {
       "5\r\nhello\r\n7;name=value\r\n, world\r\n0\r\nX-Trailer: t\r\n\r\n",
       "HTTP/1.1 204 No Content\r\n\r\n",
   })});
-  HttpClient client;
+  auto owned = net::make_plain_client();
+  HttpClient& client = *owned;
   auto r = client.get(server.url() + "/chunked");
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->status, 200);
@@ -216,7 +222,8 @@ TEST(HttpPlainClient, ReadsAResponseSplitIntoTinyWrites) {
     }
     wait_for_close(fd);
   }});
-  HttpClient client;
+  auto owned = net::make_plain_client();
+  HttpClient& client = *owned;
   auto r = client.get(server.url() + "/tiny");
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->status, 200);
@@ -231,7 +238,8 @@ TEST(HttpPlainClient, ConnectionCloseAndHttp10OpenNewConnections) {
       answer({"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\ntwo"}),
       answer({"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nthree"}),
   });
-  HttpClient client;
+  auto owned = net::make_plain_client();
+  HttpClient& client = *owned;
   for (const char* expected : {"one", "two", "three"}) {
     auto r = client.get(server.url() + "/");
     ASSERT_TRUE(r) << r.error().message;
@@ -249,7 +257,8 @@ TEST(HttpPlainClient, RetriesOnceWhenTheServerDroppedAKeptAliveConnection) {
       },
       answer({"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond"}),
   });
-  HttpClient client;
+  auto owned = net::make_plain_client();
+  HttpClient& client = *owned;
   auto r = client.get(server.url() + "/1");
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->body, "first");
@@ -263,7 +272,8 @@ TEST(HttpPlainClient, RetriesOnceWhenTheServerDroppedAKeptAliveConnection) {
 TEST(HttpPlainClient, DoesNotRetryOnAFreshConnection) {
   ScriptedServer server({[](int fd, ScriptedServer& s) { s.read(fd); },
                          answer({"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"})});
-  HttpClient client;
+  auto owned = net::make_plain_client();
+  HttpClient& client = *owned;
   auto r = client.get(server.url() + "/");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind, TransportError::other);
@@ -277,7 +287,8 @@ TEST(HttpPlainClient, SilentServerTimesOutWithinTheTotalTimeout) {
     s.read(fd);
     wait_for_close(fd);
   }});
-  HttpClient client(HttpTimeouts{500, 700});
+  auto owned = net::make_plain_client(HttpTimeouts{500, 700});
+  HttpClient& client = *owned;
   auto start = Clock::now();
   auto r = client.get(server.url() + "/slow");
   auto elapsed = Clock::now() - start;
@@ -291,7 +302,8 @@ TEST(HttpPlainClient, SilentServerTimesOutWithinTheTotalTimeout) {
 TEST(HttpPlainClient, RefusedConnectionCannotConnect) {
   int port = test::free_port();
   ASSERT_GT(port, 0);
-  HttpClient client;
+  auto owned = net::make_plain_client();
+  HttpClient& client = *owned;
   auto r = client.get("http://127.0.0.1:" + std::to_string(port) + "/");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind, TransportError::cannot_connect);
@@ -304,7 +316,8 @@ TEST(HttpPlainClient, Ipv6LiteralIsParsed) {
   // Nothing listens there (tests bind only 127.0.0.1): refused, or no IPv6 at all.
   int port = test::free_port();
   ASSERT_GT(port, 0);
-  HttpClient client;
+  auto owned = net::make_plain_client();
+  HttpClient& client = *owned;
   auto r = client.get("http://[::1]:" + std::to_string(port) + "/x");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind, TransportError::cannot_connect) << r.error().message;
@@ -313,7 +326,8 @@ TEST(HttpPlainClient, Ipv6LiteralIsParsed) {
 }
 
 TEST(HttpPlainClient, UnresolvableHostCannotConnect) {
-  HttpClient client(HttpTimeouts{1000, 2000});
+  auto owned = net::make_plain_client(HttpTimeouts{1000, 2000});
+  HttpClient& client = *owned;
   auto start = Clock::now();
   auto r = client.get("http://no-such-host.invalid/");
   ASSERT_FALSE(r);
@@ -362,7 +376,8 @@ int hung_dns_child() {
       ::bind(dns, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
     return k_dns_cannot_set_up;
   }
-  HttpClient client(HttpTimeouts{400, 3000});
+  auto owned = net::make_plain_client(HttpTimeouts{400, 3000});
+  HttpClient& client = *owned;
   auto start = Clock::now();
   auto r = client.get("http://kiln-hung-dns-test.example:8080/x");
   auto elapsed = Clock::now() - start;
@@ -407,7 +422,8 @@ TEST(HttpPlainClient, TruncatedBodyIsAnError) {
     s.read(fd);
     write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + std::string(40, 'x'));
   }});
-  HttpClient client;
+  auto owned = net::make_plain_client();
+  HttpClient& client = *owned;
   auto r = client.get(server.url() + "/short");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind, TransportError::other);
@@ -419,10 +435,11 @@ TEST(HttpPlainClient, MalformedStatusLineIsAnError) {
     s.read(fd);
     write_all(fd, "SSH-2.0-OpenSSH\r\n\r\n");
   }});
-  HttpClient client;
+  auto owned = net::make_plain_client();
+  HttpClient& client = *owned;
   auto r = client.get(server.url() + "/");
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().kind, TransportError::other);
+  EXPECT_EQ(r.error().kind, TransportError::malformed_response);
   EXPECT_NE(r.error().message.find("malformed status line"), std::string::npos)
       << r.error().message;
 }
@@ -432,7 +449,8 @@ TEST(HttpPlainClient, HeadResponseHasNoBody) {
       "HTTP/1.1 200 OK\r\nContent-Length: 12345\r\n\r\n",
       "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody",
   })});
-  HttpClient client;
+  auto owned = net::make_plain_client();
+  HttpClient& client = *owned;
   auto r = client.head(server.url() + "/entry");
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->status, 200);
@@ -449,7 +467,8 @@ TEST(HttpPlainClient, SendsTheRequestLineAndHeaders) {
       "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
       "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
   })});
-  HttpClient client;
+  auto owned = net::make_plain_client();
+  HttpClient& client = *owned;
   auto r = client.put(server.url() + "/a/b?x=1", "", {"X-Team: infra", "Expect:"});
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->status, 201);
@@ -480,8 +499,9 @@ TEST(HttpPlainClient, SignedRequestSendsTheSignatureHeadersOnce) {
   request.method = "PUT";
   request.url = server.url() + "/bucket/key";
   request.body = "value";
-  request.aws = &aws;
-  HttpClient client;
+  sign_request(&request, aws, util::Clock::system());
+  auto owned = net::make_plain_client();
+  HttpClient& client = *owned;
   auto r = client.perform(request);
   ASSERT_TRUE(r) << r.error().message;
   auto requests = server.requests();
@@ -498,7 +518,8 @@ TEST(HttpPlainClient, SignedRequestSendsTheSignatureHeadersOnce) {
 }
 
 TEST(HttpPlainClient, HttpsIsRejected) {
-  HttpClient client;
+  auto owned = net::make_plain_client();
+  HttpClient& client = *owned;
   auto r = client.get("https://127.0.0.1:1/x");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind, TransportError::cannot_connect);
@@ -516,7 +537,8 @@ TEST(HttpPlainClient, ReusesOneConnectionWithNginx) {
     }
     FAIL() << why;
   }
-  HttpClient client;
+  auto owned = net::make_plain_client();
+  HttpClient& client = *owned;
   auto r = client.put(nginx->url() + "/reuse/value", "payload");
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->status / 100, 2);

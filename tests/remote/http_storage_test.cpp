@@ -9,7 +9,8 @@
 #include <memory>
 #include <string>
 
-#include "kiln/storage/remote/http_client.hpp"
+#include "kiln/net/curl_client.hpp"
+#include "kiln/net/plain_client.hpp"
 #include "kiln/util/file.hpp"
 #include "kiln/util/hash.hpp"
 #include "server_fixture.hpp"
@@ -17,9 +18,27 @@
 namespace kiln::storage {
 namespace {
 
+using net::HttpClient;
 using test::NginxServer;
 using test::RecordingServer;
 using test::SilentServer;
+
+// The transport under test: kiln_remote_tests run these tests on libcurl,
+// kiln_remote_plain_tests (KILN_TEST_PLAIN_TRANSPORT) on the socket client.
+std::unique_ptr<HttpClient> test_client(net::HttpTimeouts timeouts = {}) {
+#ifdef KILN_TEST_PLAIN_TRANSPORT
+  return net::make_plain_client(timeouts);
+#else
+  return net::make_curl_client(timeouts);
+#endif
+}
+
+// HttpStorage on the transport under test.
+class TestHttpStorage : public HttpStorage {
+ public:
+  explicit TestHttpStorage(const HttpSettings& settings)
+      : HttpStorage(settings, test_client(client_timeouts(settings))) {}
+};
 
 Key key_of(std::string_view text) {
   return Key{util::Hasher().update(text).finish()};
@@ -68,7 +87,7 @@ class HttpStorageTest : public ::testing::Test {
 };
 
 TEST_F(HttpStorageTest, PutGetExistsRemoveAgainstNginxWebDav) {
-  HttpStorage storage(settings_for(m_nginx->url() + "/cache/"));
+  TestHttpStorage storage(settings_for(m_nginx->url() + "/cache/"));
   Key key = key_of("round trip");
   std::string value = binary_value(1000);
 
@@ -94,7 +113,7 @@ TEST_F(HttpStorageTest, PutGetExistsRemoveAgainstNginxWebDav) {
 }
 
 TEST_F(HttpStorageTest, MissingKeyIsNotFound) {
-  HttpStorage storage(settings_for(m_nginx->url() + "/cache"));
+  TestHttpStorage storage(settings_for(m_nginx->url() + "/cache"));
   Key key = key_of("never stored");
   EXPECT_EQ(storage.get(key).error(), Failure::not_found);
   auto exists = storage.exists(key);
@@ -105,7 +124,7 @@ TEST_F(HttpStorageTest, MissingKeyIsNotFound) {
 }
 
 TEST_F(HttpStorageTest, PutOverwritesAndLargeValuesSurvive) {
-  HttpStorage storage(settings_for(m_nginx->url()));
+  TestHttpStorage storage(settings_for(m_nginx->url()));
   Key key = key_of("large");
   ASSERT_TRUE(storage.put(key, "small")) << storage.last_error();
   std::string large = binary_value(6 * 1024 * 1024 + 7);
@@ -116,7 +135,7 @@ TEST_F(HttpStorageTest, PutOverwritesAndLargeValuesSurvive) {
 }
 
 TEST_F(HttpStorageTest, ForbiddenWriteIsAccessDenied) {
-  HttpStorage storage(settings_for(m_nginx->url() + "/protected"));
+  TestHttpStorage storage(settings_for(m_nginx->url() + "/protected"));
   Key key = key_of("forbidden");
   EXPECT_EQ(storage.put(key, "value").error(), Failure::access_denied);
   EXPECT_NE(storage.last_error().find("PUT"), std::string::npos) << storage.last_error();
@@ -136,7 +155,8 @@ TEST_F(HttpStorageTest, ForbiddenWriteIsAccessDenied) {
 }
 
 TEST_F(HttpStorageTest, ClientReusesOneConnection) {
-  HttpClient client;
+  auto owned = test_client();
+  HttpClient& client = *owned;
   for (int i = 0; i < 3; ++i) {
     auto r = client.get(m_nginx->url() + "/cache/none");
     ASSERT_TRUE(r) << r.error().message;
@@ -154,7 +174,7 @@ TEST(HttpStorage, SendsBearerTokenAndExtraHeaders) {
   s.url = server.url() + "/base";
   s.bearer_token = "s3cr3t-token";
   s.headers = {{"X-Team", "infra"}};
-  HttpStorage storage(s);
+  TestHttpStorage storage(s);
   Key key = key_of("headers");
 
   auto got = storage.get(key);
@@ -180,7 +200,7 @@ TEST(HttpStorage, SendsBearerTokenAndExtraHeaders) {
 
 TEST(HttpStorage, UnauthorizedIsAccessDenied) {
   RecordingServer server(401, "");
-  HttpStorage storage(HttpSettings{{}, server.url(), "wrong", {}});
+  TestHttpStorage storage(HttpSettings{{}, server.url(), "wrong", {}});
   EXPECT_EQ(storage.get(key_of("x")).error(), Failure::access_denied);
   EXPECT_NE(storage.last_error().find("bearer token"), std::string::npos) << storage.last_error();
   EXPECT_EQ(storage.exists(key_of("x")).error(), Failure::access_denied);
@@ -188,7 +208,7 @@ TEST(HttpStorage, UnauthorizedIsAccessDenied) {
 
 TEST(HttpStorage, ServerErrorIsError) {
   RecordingServer server(503, "busy");
-  HttpStorage storage(HttpSettings{{}, server.url(), "", {}});
+  TestHttpStorage storage(HttpSettings{{}, server.url(), "", {}});
   EXPECT_EQ(storage.get(key_of("x")).error(), Failure::error);
   EXPECT_NE(storage.last_error().find("HTTP 503"), std::string::npos) << storage.last_error();
   EXPECT_EQ(storage.put(key_of("x"), "v").error(), Failure::error);
@@ -199,7 +219,7 @@ TEST(HttpStorage, ReadOnlySendsNothing) {
   HttpSettings s;
   s.url = "http://127.0.0.1:" + std::to_string(server.port());
   s.common.read_only = true;
-  HttpStorage storage(s);
+  TestHttpStorage storage(s);
   EXPECT_EQ(storage.put(key_of("ro"), "value").error(), Failure::error);
   EXPECT_NE(storage.last_error().find("read-only"), std::string::npos) << storage.last_error();
   EXPECT_EQ(storage.remove(key_of("ro")).error(), Failure::error);
@@ -212,7 +232,7 @@ TEST(HttpStorage, SilentServerTimesOut) {
   s.url = "http://127.0.0.1:" + std::to_string(server.port());
   s.common.connect_timeout_ms = 500;
   s.common.request_timeout_ms = 700;
-  HttpStorage storage(s);
+  TestHttpStorage storage(s);
   auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(storage.get(key_of("slow")).error(), Failure::timeout);
   auto elapsed = std::chrono::steady_clock::now() - start;
@@ -227,37 +247,12 @@ TEST(HttpStorage, ConnectionRefusedIsError) {
   ASSERT_GT(port, 0);
   HttpSettings s;
   s.url = "http://user:pw@127.0.0.1:" + std::to_string(port) + "/cache";
-  HttpStorage storage(s);
+  TestHttpStorage storage(s);
   EXPECT_EQ(storage.get(key_of("refused")).error(), Failure::error);
   EXPECT_NE(storage.last_error().find("cannot connect to http://127.0.0.1:"), std::string::npos)
       << storage.last_error();
   EXPECT_EQ(storage.last_error().find("pw@"), std::string::npos) << storage.last_error();
   EXPECT_EQ(storage.exists(key_of("refused")).error(), Failure::error);
-}
-
-TEST(HttpClient, UrlEncodeKeepsOnlyUnreservedCharacters) {
-  EXPECT_EQ(HttpClient::url_encode("aZ09-._~"), "aZ09-._~");
-  EXPECT_EQ(HttpClient::url_encode("a b/c+d=e&\xff"), "a%20b%2Fc%2Bd%3De%26%FF");
-}
-
-TEST(HttpClient, SignsLikeTheAwsDocumentationExample) {
-  // "Example: GET Object" of the S3 SigV4 documentation (header-based auth).
-  AwsSigning aws;
-  aws.region = "us-east-1";
-  aws.access_key_id = "AKIAIOSFODNN7EXAMPLE";
-  aws.secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
-  std::string empty_hash = util::Hasher().finish().to_hex();
-  auto headers = sign_aws_v4(aws, "GET", "https://examplebucket.s3.amazonaws.com/test.txt",
-                             {"Range: bytes=0-9"}, empty_hash, 1369353600);
-  ASSERT_EQ(headers.size(), 4u);
-  EXPECT_EQ(headers[0], "Host: examplebucket.s3.amazonaws.com");
-  EXPECT_EQ(headers[1], "x-amz-date: 20130524T000000Z");
-  EXPECT_EQ(headers[2], "x-amz-content-sha256: " + empty_hash);
-  EXPECT_EQ(headers[3],
-            "Authorization: AWS4-HMAC-SHA256 "
-            "Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
-            "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
-            "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
 }
 
 }  // namespace

@@ -40,78 +40,7 @@ std::string tcp_url(int port, std::string_view userinfo = "", std::string_view p
   return url + "127.0.0.1:" + std::to_string(port) + std::string(path);
 }
 
-// --- URL parsing ---------------------------------------------------------
-
-TEST(RedisUrlTest, HostOnlyDefaults) {
-  auto endpoint = parse_redis_url("redis://cache.example.com");
-  ASSERT_TRUE(endpoint) << endpoint.error();
-  EXPECT_EQ(endpoint->host, "cache.example.com");
-  EXPECT_EQ(endpoint->port, 6379);
-  EXPECT_EQ(endpoint->db, 0);
-  EXPECT_EQ(endpoint->user, "");
-  EXPECT_EQ(endpoint->password, "");
-  EXPECT_EQ(endpoint->display(), "cache.example.com:6379");
-}
-
-TEST(RedisUrlTest, AllParts) {
-  auto endpoint = parse_redis_url("redis://alice:s3cr%40t@10.0.0.7:6380/5");
-  ASSERT_TRUE(endpoint) << endpoint.error();
-  EXPECT_EQ(endpoint->host, "10.0.0.7");
-  EXPECT_EQ(endpoint->port, 6380);
-  EXPECT_EQ(endpoint->db, 5);
-  EXPECT_EQ(endpoint->user, "alice");
-  EXPECT_EQ(endpoint->password, "s3cr@t");
-}
-
-TEST(RedisUrlTest, PasswordOnlyAndUnescapedSpecials) {
-  auto endpoint = parse_redis_url("REDIS://:p@ss:w/rd@host:7000/");
-  ASSERT_TRUE(endpoint) << endpoint.error();
-  EXPECT_EQ(endpoint->user, "");
-  EXPECT_EQ(endpoint->password, "p@ss:w/rd");
-  EXPECT_EQ(endpoint->host, "host");
-  EXPECT_EQ(endpoint->port, 7000);
-  EXPECT_EQ(endpoint->db, 0);
-}
-
-TEST(RedisUrlTest, Ipv6AndQuery) {
-  auto endpoint = parse_redis_url("redis://[::1]:6390?db=2&password=x%26y&user=bob");
-  ASSERT_TRUE(endpoint) << endpoint.error();
-  EXPECT_EQ(endpoint->host, "::1");
-  EXPECT_EQ(endpoint->port, 6390);
-  EXPECT_EQ(endpoint->db, 2);
-  EXPECT_EQ(endpoint->password, "x&y");
-  EXPECT_EQ(endpoint->user, "bob");
-  EXPECT_EQ(endpoint->display(), "[::1]:6390");
-}
-
-TEST(RedisUrlTest, UnixSocket) {
-  auto endpoint = parse_redis_url("unix:///run/redis/redis.sock?db=4&pass=pw");
-  ASSERT_TRUE(endpoint) << endpoint.error();
-  EXPECT_EQ(endpoint->socket_path, "/run/redis/redis.sock");
-  EXPECT_EQ(endpoint->db, 4);
-  EXPECT_EQ(endpoint->password, "pw");
-  EXPECT_EQ(endpoint->display(), "unix:/run/redis/redis.sock");
-
-  auto with_auth = parse_redis_url("redis+unix://u:pw@/tmp/r.sock");
-  ASSERT_TRUE(with_auth) << with_auth.error();
-  EXPECT_EQ(with_auth->socket_path, "/tmp/r.sock");
-  EXPECT_EQ(with_auth->user, "u");
-  EXPECT_EQ(with_auth->password, "pw");
-}
-
-TEST(RedisUrlTest, Malformed) {
-  for (const char* url : {"", "cache:6379", "http://host", "redis://", "redis://:pw@",
-                          "redis://host:", "redis://host:0", "redis://host:65536",
-                          "redis://host:12ab", "redis://host/x", "redis://host/-1", "redis://[::1",
-                          "redis://[::1]x", "redis://host?colour=blue",
-                          "redis://host/1?db=", "redis://u:%zz@host", "unix://relative.sock"}) {
-    auto endpoint = parse_redis_url(url);
-    EXPECT_FALSE(endpoint) << url;
-  }
-  auto tls = parse_redis_url("rediss://host");
-  ASSERT_FALSE(tls);
-  EXPECT_TRUE(contains(tls.error(), "TLS"));
-}
+// --- Error replies -------------------------------------------------------
 
 TEST(RedisErrorReplyTest, ClassifiedOnceFromTheReply) {
   EXPECT_EQ(classify_redis_error("ERR unknown command 'GETEX', with args beginning with: 'k' "),
@@ -129,12 +58,6 @@ TEST(RedisErrorReplyTest, ClassifiedOnceFromTheReply) {
   // the words elsewhere is not an unknown command.
   EXPECT_EQ(classify_redis_error("OOM command not allowed (unknown command?)"),
             RedisErrorReply::other);
-}
-
-TEST(RedisUrlTest, ErrorsDoNotShowThePassword) {
-  auto endpoint = parse_redis_url("redis://:hunter2@host:bad");
-  ASSERT_FALSE(endpoint);
-  EXPECT_FALSE(contains(endpoint.error(), "hunter2"));
 }
 
 // --- Against a real redis-server -----------------------------------------

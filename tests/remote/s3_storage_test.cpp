@@ -12,6 +12,7 @@
 #include "kiln/storage/remote/s3_credentials.hpp"
 #include "kiln/util/file.hpp"
 #include "kiln/util/hash.hpp"
+#include "kiln/util/hex.hpp"
 #include "server_fixture.hpp"
 
 namespace kiln::storage {
@@ -36,16 +37,6 @@ EnvLookup env_of(std::map<std::string, std::string> vars = {}) {
     }
     return it->second;
   };
-}
-
-std::string hex_of(std::string_view data) {
-  static constexpr char k_hex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : data) {
-    out += k_hex[c >> 4];
-    out += k_hex[c & 0xf];
-  }
-  return out;
 }
 
 bool contains(const std::string& haystack, std::string_view needle) {
@@ -186,7 +177,8 @@ TEST_F(S3StorageTest, ObjectKeyIsPrefixAndRelativePath) {
 for o in s3.list_objects_v2(Bucket="layout")["Contents"]:
     print(o["Key"], s3.get_object(Bucket="layout", Key=o["Key"])["Body"].read().hex())
 )");
-  EXPECT_EQ(listing, "team/kiln/" + key.relative_path() + " " + hex_of("layout value") + "\n");
+  EXPECT_EQ(listing,
+            "team/kiln/" + key.relative_path() + " " + util::to_hex("layout value") + "\n");
 }
 
 TEST_F(S3StorageTest, EmptyPrefixHasNoLeadingSlash) {
@@ -342,8 +334,10 @@ TEST_F(S3StorageTest, WebIdentityCredentialsAreRenewedBeforeExpiry) {
   s.role_arn = k_role_arn;
   s.web_identity_token_file = token_file;
   s.sts_endpoint = m_moto->url();
-  int64_t now = system_clock_now();
-  CredentialsProvider provider(s, env_of(), [&] { return now; });
+  int64_t now = util::Clock::system().wall_seconds();
+  auto clock = util::ManualClock::at_unix_seconds(now);
+  auto set_now = [&](int64_t t) { clock.advance(std::chrono::seconds(t - clock.wall_seconds())); };
+  CredentialsProvider provider(s, env_of(), clock);
 
   auto first = provider.get();
   ASSERT_TRUE(first) << first.error().message;
@@ -351,11 +345,11 @@ TEST_F(S3StorageTest, WebIdentityCredentialsAreRenewedBeforeExpiry) {
   EXPECT_FALSE(first->session_token.empty());
   EXPECT_GT(first->expiration, now + 600);
   EXPECT_TRUE(contains(first->source, "web identity")) << first->source;
-  now = first->expiration - 400;  // not yet in the 5-minute renewal window
+  set_now(first->expiration - 400);  // not yet in the 5-minute renewal window
   ASSERT_TRUE(provider.get());
   EXPECT_EQ(provider.sts_requests(), 1);
 
-  now = first->expiration - 200;  // inside the 5-minute renewal window
+  set_now(first->expiration - 200);  // inside the 5-minute renewal window
   auto renewed = provider.get();
   ASSERT_TRUE(renewed) << renewed.error().message;
   EXPECT_EQ(provider.sts_requests(), 2);
@@ -364,11 +358,11 @@ TEST_F(S3StorageTest, WebIdentityCredentialsAreRenewedBeforeExpiry) {
   // When renewal fails (here: the token file is gone), the credentials
   // serve until they expire.
   std::filesystem::remove(token_file);
-  now = renewed->expiration - 100;
+  set_now(renewed->expiration - 100);
   auto kept = provider.get();
   ASSERT_TRUE(kept) << kept.error().message;
   EXPECT_EQ(kept->access_key_id, renewed->access_key_id);
-  now = renewed->expiration + 1;
+  set_now(renewed->expiration + 1);
   auto expired = provider.get();
   ASSERT_FALSE(expired);
   EXPECT_TRUE(contains(expired.error().message, "cannot read the token file"))
@@ -562,40 +556,6 @@ TEST(S3Storage, UrlsAndObjectKeys) {
   EXPECT_EQ(path_style.object_url(key), "http://minio:9000/cache/" + key.relative_path());
 }
 
-TEST(CredentialsProvider, FollowsTheAwsOrder) {
-  S3Settings s;
-  auto source = [&](EnvLookup env) {
-    CredentialsProvider p(s, std::move(env));
-    auto c = p.get();
-    return c ? c->source : "error: " + c.error().message;
-  };
-  std::map<std::string, std::string> all = {{"AWS_ACCESS_KEY_ID", "AKIAENV"},
-                                            {"AWS_SECRET_ACCESS_KEY", "env"},
-                                            {"AWS_ROLE_ARN", k_role_arn},
-                                            {"AWS_WEB_IDENTITY_TOKEN_FILE", "/token"},
-                                            {"HOME", "/nonexistent"}};
-  s.access_key_id = "AKIASETTINGS";
-  s.secret_access_key = "settings";
-  EXPECT_EQ(source(env_of(all)), "the kiln settings (access_key_id)");
-  s.access_key_id.clear();
-  s.secret_access_key.clear();
-  EXPECT_EQ(source(env_of(all)), "the environment (AWS_ACCESS_KEY_ID)");
-  s.no_credentials = true;
-  EXPECT_EQ(source(env_of(all)), "no_credentials = true (anonymous access)");
-  s.no_credentials = false;
-  EXPECT_EQ(source(env_of({{"HOME", "/nonexistent"}})), "no credentials found (anonymous access)");
-  EXPECT_TRUE(source(env_of({{"AWS_ACCESS_KEY_ID", "AKIAENV"}}))
-                  .starts_with("error: S3: AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY"));
-
-  CredentialsProvider with_token(s, env_of({{"AWS_ACCESS_KEY_ID", "AKIAENV"},
-                                            {"AWS_SECRET_ACCESS_KEY", "env"},
-                                            {"AWS_SESSION_TOKEN", "tok"}}));
-  auto c = with_token.get();
-  ASSERT_TRUE(c);
-  EXPECT_EQ(c->session_token, "tok");
-  EXPECT_EQ(c->expiration, 0);
-}
-
 TEST(CredentialsProvider, UnreachableStsIsError) {
   TempDir dir;
   ASSERT_TRUE(util::write_file(dir.path() + "/token", "token"));
@@ -611,17 +571,6 @@ TEST(CredentialsProvider, UnreachableStsIsError) {
                        "STS AssumeRoleWithWebIdentity for role " + std::string(k_role_arn)))
       << c.error().message;
   EXPECT_TRUE(contains(c.error().message, "AWS_ENDPOINT_URL_STS")) << c.error().message;
-}
-
-TEST(AwsXml, ValuesAndTimes) {
-  std::string xml =
-      "<Error><Code>AccessDenied</Code><Message>a &lt;b&gt; &amp; c</Message></Error>";
-  EXPECT_EQ(aws_xml_value(xml, "Code"), "AccessDenied");
-  EXPECT_EQ(aws_xml_value(xml, "Message"), "a <b> & c");
-  EXPECT_EQ(aws_xml_value(xml, "Region"), std::nullopt);
-  EXPECT_EQ(parse_aws_time("1970-01-02T00:00:10Z"), 86410);
-  EXPECT_EQ(parse_aws_time("2024-05-01T12:00:00.123Z"), 1714564800);
-  EXPECT_EQ(parse_aws_time("yesterday"), std::nullopt);
 }
 
 }  // namespace

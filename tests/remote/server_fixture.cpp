@@ -19,7 +19,7 @@
 #include <string_view>
 #include <utility>
 
-#include "kiln/storage/remote/http_client.hpp"
+#include "kiln/net/plain_client.hpp"
 #include "kiln/util/process.hpp"
 #include "kiln/util/string.hpp"
 
@@ -304,8 +304,8 @@ iam = client("iam", ")" + key +
 }
 
 bool MotoServer::set_auth(long long free_requests) const {
-  storage::HttpClient client;
-  auto r = client.post(url() + "/moto-api/reset-auth", std::to_string(free_requests));
+  auto client = net::make_plain_client();
+  auto r = client->post(url() + "/moto-api/reset-auth", std::to_string(free_requests));
   return r && r->status == 200;
 }
 

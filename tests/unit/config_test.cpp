@@ -1,4 +1,5 @@
 #include "kiln/cache/config.hpp"
+
 #include <algorithm>
 
 #include <gtest/gtest.h>
@@ -11,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "kiln/cli/settings.hpp"
+#include "kiln/config/doc_table.hpp"
 #include "kiln/util/file.hpp"
 
 namespace kiln::cache {
@@ -59,12 +62,7 @@ class ConfigTest : public ::testing::Test {
   void write_config(const std::string& text) { ASSERT_TRUE(util::write_file(m_file, text)); }
 
   static std::string value_of(const Config& c, const std::string& key) {
-    for (const auto& [k, v] : c.items()) {
-      if (k == key) {
-        return v;
-      }
-    }
-    return "<missing>";
+    return c.values.display(key);
   }
 
   std::string m_dir;
@@ -73,29 +71,28 @@ class ConfigTest : public ::testing::Test {
 };
 
 TEST_F(ConfigTest, DefaultsWithoutAFile) {
-  Config fallback;
-  auto c = load_config(&fallback);
-  ASSERT_TRUE(c) << c.error().message;
+  auto [config, errors] = cli::load_config();
+  ASSERT_TRUE(errors.empty()) << cli::describe(errors);
+  const Config* c = &config;
   EXPECT_EQ(c->config_path, m_file);
   EXPECT_EQ(c->cache_dir, m_dir + "/xdg-cache/kiln");
-  EXPECT_EQ(c->max_size, 5 * k_gib);
+  EXPECT_EQ(c->storage.max_size, 5 * k_gib);
   EXPECT_FALSE(c->disable);
   EXPECT_TRUE(c->direct_mode);
   EXPECT_TRUE(c->depend_mode);
   EXPECT_EQ(c->compression_level, 1);
   EXPECT_EQ(c->file_link, "copy");
   EXPECT_EQ(c->base_dir, "");
-  EXPECT_EQ(c->sources.size(), c->items().size());
-  for (const auto& [key, source] : c->sources) {
-    EXPECT_EQ(source, ConfigSource::default_value) << key;
+  for (const auto& decl : cli::registry().keys()) {
+    EXPECT_EQ(c->values.origin(decl.name), config::Origin::default_value) << decl.name;
   }
 }
 
 TEST_F(ConfigTest, CacheDirFallsBackToHome) {
   ::unsetenv("XDG_CACHE_HOME");
-  Config fallback;
-  auto c = load_config(&fallback);
-  ASSERT_TRUE(c) << c.error().message;
+  auto [config, errors] = cli::load_config();
+  ASSERT_TRUE(errors.empty()) << cli::describe(errors);
+  const Config* c = &config;
   EXPECT_EQ(c->cache_dir, m_dir + "/home/.cache/kiln");
 }
 
@@ -109,11 +106,11 @@ TEST_F(ConfigTest, ReadsTheFile) {
       "base_dir = \"/home/u/./proj/\"\n"
       "file_link = \"hardlink\"\n"
       "stats = \"no\"\n");
-  Config fallback;
-  auto c = load_config(&fallback);
-  ASSERT_TRUE(c) << c.error().message;
+  auto [config, errors] = cli::load_config();
+  ASSERT_TRUE(errors.empty()) << cli::describe(errors);
+  const Config* c = &config;
   EXPECT_EQ(c->cache_dir, "/var/cache/kiln");
-  EXPECT_EQ(c->max_size, 10 * k_gib);
+  EXPECT_EQ(c->storage.max_size, 10 * k_gib);
   EXPECT_FALSE(c->direct_mode);
   EXPECT_EQ(c->compression_level, 5);
   EXPECT_EQ(c->base_dir, "/home/u/proj");
@@ -121,9 +118,9 @@ TEST_F(ConfigTest, ReadsTheFile) {
   EXPECT_FALSE(c->stats);
   for (const char* key : {"cache_dir", "max_size", "direct_mode", "compression_level", "base_dir",
                           "file_link", "stats"}) {
-    EXPECT_EQ(c->sources.at(key), ConfigSource::config_file) << key;
+    EXPECT_EQ(c->values.origin(key), config::Origin::config_file) << key;
   }
-  EXPECT_EQ(c->sources.at("depend_mode"), ConfigSource::default_value);
+  EXPECT_EQ(c->values.origin("depend_mode"), config::Origin::default_value);
   EXPECT_EQ(value_of(*c, "max_size"), "10.0 GiB");
   EXPECT_EQ(value_of(*c, "direct_mode"), "false");
 }
@@ -132,12 +129,12 @@ TEST_F(ConfigTest, ReadsTheFile) {
 // must be read as such.
 TEST_F(ConfigTest, IntegerValuesAreRead) {
   write_config("compression_level = 5\nmax_size = 1048576\n");
-  Config fallback;
-  auto c = load_config(&fallback);
-  ASSERT_TRUE(c) << c.error().message;
+  auto [config, errors] = cli::load_config();
+  ASSERT_TRUE(errors.empty()) << cli::describe(errors);
+  const Config* c = &config;
   EXPECT_EQ(c->compression_level, 5);
-  EXPECT_EQ(c->max_size, 1048576);
-  EXPECT_EQ(c->sources.at("compression_level"), ConfigSource::config_file);
+  EXPECT_EQ(c->storage.max_size, 1048576);
+  EXPECT_EQ(c->values.origin("compression_level"), config::Origin::config_file);
 }
 
 TEST_F(ConfigTest, EnvironmentOverridesTheFile) {
@@ -147,38 +144,37 @@ TEST_F(ConfigTest, EnvironmentOverridesTheFile) {
   ::setenv("KILN_READONLY", "yes", 1);
   ::setenv("KILN_COMPRESSLEVEL", "-3", 1);
   ::setenv("KILN_DIR", "/tmp/elsewhere", 1);
-  Config fallback;
-  auto c = load_config(&fallback);
-  ASSERT_TRUE(c) << c.error().message;
-  EXPECT_EQ(c->max_size, 2 * k_gib);
+  auto [config, errors] = cli::load_config();
+  ASSERT_TRUE(errors.empty()) << cli::describe(errors);
+  const Config* c = &config;
+  EXPECT_EQ(c->storage.max_size, 2 * k_gib);
   EXPECT_FALSE(c->disable);
   EXPECT_TRUE(c->read_only);
   EXPECT_EQ(c->compression_level, -3);
   EXPECT_EQ(c->cache_dir, "/tmp/elsewhere");
   for (const char* key : {"max_size", "disable", "read_only", "compression_level", "cache_dir"}) {
-    EXPECT_EQ(c->sources.at(key), ConfigSource::environment) << key;
+    EXPECT_EQ(c->values.origin(key), config::Origin::environment) << key;
   }
-  EXPECT_EQ(c->sources.at("recache"), ConfigSource::default_value);
+  EXPECT_EQ(c->values.origin("recache"), config::Origin::default_value);
 }
 
 TEST_F(ConfigTest, BadValueInTheFileGivesAnErrorAndAFallback) {
   write_config("max_size = \"lots\"\nfile_link = \"hardlink\"\n");
   ::setenv("KILN_RECACHE", "1", 1);
-  Config fallback;
-  auto c = load_config(&fallback);
-  ASSERT_FALSE(c);
-  EXPECT_EQ(c.error().kind, ConfigErrorKind::bad_value);
-  EXPECT_NE(c.error().message.find("max_size"), std::string::npos) << c.error().message;
-  EXPECT_NE(c.error().message.find(m_file), std::string::npos) << c.error().message;
+  auto [fallback, errors] = cli::load_config();
+  ASSERT_FALSE(errors.empty());
+  EXPECT_EQ(errors[0].kind, config::ErrorKind::bad_value);
+  EXPECT_NE(cli::describe(errors).find("max_size"), std::string::npos) << cli::describe(errors);
+  EXPECT_NE(cli::describe(errors).find(m_file), std::string::npos) << cli::describe(errors);
   // The fallback is usable: defaults for the bad key, environment applied.
   EXPECT_EQ(fallback.cache_dir, m_dir + "/xdg-cache/kiln");
-  EXPECT_EQ(fallback.max_size, 5 * k_gib);
+  EXPECT_EQ(fallback.storage.max_size, 5 * k_gib);
   EXPECT_TRUE(fallback.recache);
-  EXPECT_EQ(fallback.sources.at("recache"), ConfigSource::environment);
-  EXPECT_EQ(fallback.sources.at("max_size"), ConfigSource::default_value);
+  EXPECT_EQ(fallback.values.origin("recache"), config::Origin::environment);
+  EXPECT_EQ(fallback.values.origin("max_size"), config::Origin::default_value);
   // docs/configuration.md: defaults only "for what it could not read".
   EXPECT_EQ(fallback.file_link, "hardlink");
-  EXPECT_EQ(fallback.sources.at("file_link"), ConfigSource::config_file);
+  EXPECT_EQ(fallback.values.origin("file_link"), config::Origin::config_file);
 }
 
 TEST_F(ConfigTest, OutOfRangeValuesAreBadValues) {
@@ -187,21 +183,19 @@ TEST_F(ConfigTest, OutOfRangeValuesAreBadValues) {
         "base_dir = \"relative/dir\"\n", "cache_dir = \"\"\n", "disable = \"maybe\"\n",
         "max_size = \"-5\"\n", "max_size = \"5X\"\n"}) {
     write_config(text);
-    Config fallback;
-    auto c = load_config(&fallback);
-    ASSERT_FALSE(c) << text;
-    EXPECT_EQ(c.error().kind, ConfigErrorKind::bad_value) << text;
+    auto [fallback, errors] = cli::load_config();
+    ASSERT_FALSE(errors.empty()) << text;
+    EXPECT_EQ(errors[0].kind, config::ErrorKind::bad_value) << text;
     EXPECT_FALSE(fallback.cache_dir.empty()) << text;
   }
 }
 
 TEST_F(ConfigTest, UnknownKeyGivesAnErrorAndAFallback) {
   write_config("max_size = \"1G\"\nmax_sise = \"2G\"\n");
-  Config fallback;
-  auto c = load_config(&fallback);
-  ASSERT_FALSE(c);
-  EXPECT_EQ(c.error().kind, ConfigErrorKind::unknown_key);
-  EXPECT_NE(c.error().message.find("max_sise"), std::string::npos) << c.error().message;
+  auto [fallback, errors] = cli::load_config();
+  ASSERT_FALSE(errors.empty());
+  EXPECT_EQ(errors[0].kind, config::ErrorKind::unknown_key);
+  EXPECT_NE(cli::describe(errors).find("max_sise"), std::string::npos) << cli::describe(errors);
   EXPECT_FALSE(fallback.cache_dir.empty());
   EXPECT_TRUE(fallback.direct_mode);
 }
@@ -209,42 +203,39 @@ TEST_F(ConfigTest, UnknownKeyGivesAnErrorAndAFallback) {
 TEST_F(ConfigTest, SyntaxErrorGivesAnErrorAndAFallback) {
   write_config("max_size = \"1G\"\n\nthis is not toml\n");
   ::setenv("KILN_DIR", "/tmp/env-cache", 1);
-  Config fallback;
-  auto c = load_config(&fallback);
-  ASSERT_FALSE(c);
-  EXPECT_EQ(c.error().kind, ConfigErrorKind::syntax);
-  EXPECT_NE(c.error().message.find(m_file + ":3"), std::string::npos) << c.error().message;
+  auto [fallback, errors] = cli::load_config();
+  ASSERT_FALSE(errors.empty());
+  EXPECT_EQ(errors[0].kind, config::ErrorKind::syntax);
+  EXPECT_NE(cli::describe(errors).find(m_file + ":3"), std::string::npos) << cli::describe(errors);
   EXPECT_EQ(fallback.cache_dir, "/tmp/env-cache");
-  EXPECT_EQ(fallback.max_size, 5 * k_gib);
+  EXPECT_EQ(fallback.storage.max_size, 5 * k_gib);
   EXPECT_EQ(fallback.config_path, m_file);
-  EXPECT_EQ(fallback.sources.at("cache_dir"), ConfigSource::environment);
+  EXPECT_EQ(fallback.values.origin("cache_dir"), config::Origin::environment);
 }
 
 TEST_F(ConfigTest, BadEnvironmentValueGivesAnErrorAndAFallback) {
   write_config("max_size = \"1G\"\n");
   ::setenv("KILN_DIRECT", "perhaps", 1);
   ::setenv("KILN_DEPEND", "false", 1);
-  Config fallback;
-  auto c = load_config(&fallback);
-  ASSERT_FALSE(c);
-  EXPECT_EQ(c.error().kind, ConfigErrorKind::bad_value);
-  EXPECT_NE(c.error().message.find("KILN_DIRECT"), std::string::npos) << c.error().message;
+  auto [fallback, errors] = cli::load_config();
+  ASSERT_FALSE(errors.empty());
+  EXPECT_EQ(errors[0].kind, config::ErrorKind::bad_value);
+  EXPECT_NE(cli::describe(errors).find("KILN_DIRECT"), std::string::npos) << cli::describe(errors);
   EXPECT_TRUE(fallback.direct_mode);
-  EXPECT_EQ(fallback.sources.at("direct_mode"), ConfigSource::default_value);
+  EXPECT_EQ(fallback.values.origin("direct_mode"), config::Origin::default_value);
   EXPECT_FALSE(fallback.depend_mode);
-  EXPECT_EQ(fallback.sources.at("depend_mode"), ConfigSource::environment);
+  EXPECT_EQ(fallback.values.origin("depend_mode"), config::Origin::environment);
 }
 
 TEST_F(ConfigTest, UnreadableFile) {
   // A directory where the file should be cannot be read, even by root.
   ASSERT_EQ(::mkdir(m_file.c_str(), 0755), 0);
   ::setenv("KILN_MAXSIZE", "1G", 1);
-  Config fallback;
-  auto c = load_config(&fallback);
-  ASSERT_FALSE(c);
-  EXPECT_EQ(c.error().kind, ConfigErrorKind::unreadable_file);
-  EXPECT_NE(c.error().message.find(m_file), std::string::npos) << c.error().message;
-  EXPECT_EQ(fallback.max_size, k_gib);
+  auto [fallback, errors] = cli::load_config();
+  ASSERT_FALSE(errors.empty());
+  EXPECT_EQ(errors[0].kind, config::ErrorKind::unreadable_file);
+  EXPECT_NE(cli::describe(errors).find(m_file), std::string::npos) << cli::describe(errors);
+  EXPECT_EQ(fallback.storage.max_size, k_gib);
   EXPECT_EQ(fallback.cache_dir, m_dir + "/xdg-cache/kiln");
 }
 
@@ -254,82 +245,80 @@ TEST_F(ConfigTest, UnreadableFileWithoutPermission) {
   }
   write_config("max_size = \"1G\"\n");
   ASSERT_EQ(::chmod(m_file.c_str(), 0), 0);
-  Config fallback;
-  auto c = load_config(&fallback);
-  ASSERT_FALSE(c);
-  EXPECT_EQ(c.error().kind, ConfigErrorKind::unreadable_file);
-  EXPECT_EQ(fallback.max_size, 5 * k_gib);
+  auto [fallback, errors] = cli::load_config();
+  ASSERT_FALSE(errors.empty());
+  EXPECT_EQ(errors[0].kind, config::ErrorKind::unreadable_file);
+  EXPECT_EQ(fallback.storage.max_size, 5 * k_gib);
 }
 
 // A TOML value of a type no key takes (float, array, table) must be an error,
 // not read as "" (which a boolean key takes as false and log_file as unset).
 TEST_F(ConfigTest, ValueOfTheWrongTomlTypeIsABadValue) {
   write_config("stats = 1.5\n");
-  Config fallback;
-  auto c = load_config(&fallback);
-  ASSERT_FALSE(c);
-  EXPECT_EQ(c.error().kind, ConfigErrorKind::bad_value);
+  auto [fallback, errors] = cli::load_config();
+  ASSERT_FALSE(errors.empty());
+  EXPECT_EQ(errors[0].kind, config::ErrorKind::bad_value);
   EXPECT_TRUE(fallback.stats);
 }
 
 TEST_F(ConfigTest, SetConfigValueWritesWhatLoadConfigReads) {
   std::string path = m_dir + "/new/dir/kiln.toml";
   ::setenv("KILN_CONFIG", path.c_str(), 1);
-  ASSERT_TRUE(set_config_value(path, "max_size", "10G"));
-  ASSERT_TRUE(set_config_value(path, "direct_mode", "false"));
-  ASSERT_TRUE(set_config_value(path, "log_file", "/tmp/kiln.log"));
-  ASSERT_TRUE(set_config_value(path, "max_size", "3G"));  // replaces
-  Config fallback;
-  auto c = load_config(&fallback);
-  ASSERT_TRUE(c) << c.error().message;
-  EXPECT_EQ(c->max_size, 3 * k_gib);
+  ASSERT_TRUE(cli::set_config_value(path, "max_size", "10G"));
+  ASSERT_TRUE(cli::set_config_value(path, "direct_mode", "false"));
+  ASSERT_TRUE(cli::set_config_value(path, "log_file", "/tmp/kiln.log"));
+  ASSERT_TRUE(cli::set_config_value(path, "max_size", "3G"));  // replaces
+  auto [config, errors] = cli::load_config();
+  ASSERT_TRUE(errors.empty()) << cli::describe(errors);
+  const Config* c = &config;
+  EXPECT_EQ(c->storage.max_size, 3 * k_gib);
   EXPECT_FALSE(c->direct_mode);
   EXPECT_EQ(c->log_file, "/tmp/kiln.log");
-  EXPECT_EQ(c->sources.at("max_size"), ConfigSource::config_file);
-  EXPECT_EQ(c->sources.at("depend_mode"), ConfigSource::default_value);
+  EXPECT_EQ(c->values.origin("max_size"), config::Origin::config_file);
+  EXPECT_EQ(c->values.origin("depend_mode"), config::Origin::default_value);
 }
 
 TEST_F(ConfigTest, SetCompressionLevelReadsBack) {
-  ASSERT_TRUE(set_config_value(m_file, "compression_level", "7"));
+  ASSERT_TRUE(cli::set_config_value(m_file, "compression_level", "7"));
   auto text = util::read_file(m_file);
   ASSERT_TRUE(text);
   EXPECT_NE(text->find("compression_level = 7"), std::string::npos) << *text;
-  Config fallback;
-  auto c = load_config(&fallback);
-  ASSERT_TRUE(c) << c.error().message;
+  auto [config, errors] = cli::load_config();
+  ASSERT_TRUE(errors.empty()) << cli::describe(errors);
+  const Config* c = &config;
   EXPECT_EQ(c->compression_level, 7);
 }
 
 TEST_F(ConfigTest, SetConfigValueKeepsOtherKeys) {
   write_config("# my settings\ncache_dir = \"/var/cache/kiln\"\n");
-  ASSERT_TRUE(set_config_value(m_file, "stats", "off"));
-  Config fallback;
-  auto c = load_config(&fallback);
-  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_TRUE(cli::set_config_value(m_file, "stats", "off"));
+  auto [config, errors] = cli::load_config();
+  ASSERT_TRUE(errors.empty()) << cli::describe(errors);
+  const Config* c = &config;
   EXPECT_EQ(c->cache_dir, "/var/cache/kiln");
   EXPECT_FALSE(c->stats);
 }
 
 TEST_F(ConfigTest, SetConfigValueRejectsBadInput) {
   write_config("max_size = \"1G\"\n");
-  auto unknown = set_config_value(m_file, "no_such_key", "1");
+  auto unknown = cli::set_config_value(m_file, "no_such_key", "1");
   ASSERT_FALSE(unknown);
-  EXPECT_EQ(unknown.error().kind, ConfigErrorKind::unknown_key);
-  auto bad = set_config_value(m_file, "compression_level", "99");
+  EXPECT_EQ(unknown.error().kind, config::ErrorKind::unknown_key);
+  auto bad = cli::set_config_value(m_file, "compression_level", "99");
   ASSERT_FALSE(bad);
-  EXPECT_EQ(bad.error().kind, ConfigErrorKind::bad_value);
-  auto bad_bool = set_config_value(m_file, "disable", "maybe");
+  EXPECT_EQ(bad.error().kind, config::ErrorKind::bad_value);
+  auto bad_bool = cli::set_config_value(m_file, "disable", "maybe");
   ASSERT_FALSE(bad_bool);
-  EXPECT_EQ(bad_bool.error().kind, ConfigErrorKind::bad_value);
+  EXPECT_EQ(bad_bool.error().kind, config::ErrorKind::bad_value);
   // The file is untouched.
   auto text = util::read_file(m_file);
   ASSERT_TRUE(text);
   EXPECT_EQ(*text, "max_size = \"1G\"\n");
 
   write_config("not toml at all\n");
-  auto syntax = set_config_value(m_file, "max_size", "1G");
+  auto syntax = cli::set_config_value(m_file, "max_size", "1G");
   ASSERT_FALSE(syntax);
-  EXPECT_EQ(syntax.error().kind, ConfigErrorKind::syntax);
+  EXPECT_EQ(syntax.error().kind, config::ErrorKind::syntax);
 }
 
 TEST_F(ConfigTest, DefaultConfigPath) {
@@ -344,11 +333,11 @@ TEST_F(ConfigTest, DefaultConfigPath) {
 }
 
 TEST_F(ConfigTest, ItemsAreInDocumentationOrder) {
-  Config c;
-  auto items = c.items();
+  auto [c, errors] = cli::load_config();
+  ASSERT_TRUE(errors.empty()) << cli::describe(errors);
   std::vector<std::string> keys;
-  for (const auto& [k, v] : items) {
-    keys.push_back(k);
+  for (const auto& decl : cli::registry().keys()) {
+    keys.push_back(decl.name);
   }
   std::vector<std::string> local_keys{
       "cache_dir",         "max_size",  "disable",   "base_dir", "direct_mode",
@@ -365,11 +354,75 @@ TEST_F(ConfigTest, ItemsAreInDocumentationOrder) {
   EXPECT_EQ(value_of(c, "compression_level"), "1");
 }
 
+// Issue 8: `kiln -o s3_use_ssl=false` wrote the string "false". Every key is
+// written as its declared type.
+TEST_F(ConfigTest, SetConfigValueWritesTheDeclaredType) {
+  ASSERT_TRUE(cli::set_config_value(m_file, "s3_use_ssl", "false"));
+  ASSERT_TRUE(cli::set_config_value(m_file, "s3_no_credentials", "yes"));
+  ASSERT_TRUE(cli::set_config_value(m_file, "redis_expiration", "60"));
+  ASSERT_TRUE(cli::set_config_value(m_file, "s3_rw_mode", "READ_ONLY"));
+  ASSERT_TRUE(cli::set_config_value(m_file, "storage", "local, s3"));
+  auto text = util::read_file(m_file);
+  ASSERT_TRUE(text);
+  EXPECT_NE(text->find("s3_use_ssl = false\n"), std::string::npos) << *text;
+  EXPECT_NE(text->find("s3_no_credentials = true\n"), std::string::npos) << *text;
+  EXPECT_NE(text->find("redis_expiration = 60\n"), std::string::npos) << *text;
+  EXPECT_NE(text->find("s3_rw_mode = 'READ_ONLY'\n"), std::string::npos) << *text;
+  EXPECT_NE(text->find("storage = 'local,s3'\n"), std::string::npos) << *text;
+  auto [c, errors] = cli::load_config();
+  ASSERT_TRUE(errors.empty()) << cli::describe(errors);
+  EXPECT_FALSE(c.storage.s3.use_ssl);
+  EXPECT_TRUE(c.storage.s3.no_credentials);
+  EXPECT_TRUE(c.storage.s3.common.read_only);
+  EXPECT_EQ(c.storage.redis.expiration_s, 60);
+  EXPECT_EQ(c.storage.order, (std::vector<std::string>{"local", "s3"}));
+}
+
+TEST_F(ConfigTest, StorageSettingsComeFromStoragesKeys) {
+  write_config(
+      "s3_bucket = \"b\"\n"
+      "s3_endpoint = \"http://minio:9000/\"\n"
+      "s3_server_side_encryption = \"true\"\n"
+      "http_endpoint = \"http://cache/kiln//\"\n"
+      "http_headers = \"X-A: 1; X-B:two\"\n"
+      "http_bearer_token = \"t0ken\"\n"
+      "redis_endpoint = \"redis://:pw@host:6379/2\"\n"
+      "remote_request_timeout = 700\n");
+  auto [c, errors] = cli::load_config();
+  ASSERT_TRUE(errors.empty()) << cli::describe(errors);
+  const auto& s = c.storage;
+  EXPECT_TRUE(s.has_remote());
+  EXPECT_EQ(s.s3.endpoint, "minio:9000");
+  EXPECT_FALSE(s.s3.use_ssl);
+  EXPECT_EQ(s.s3.server_side_encryption, "AES256");
+  EXPECT_EQ(s.s3.common.request_timeout_ms, 700);
+  EXPECT_EQ(s.http.url, "http://cache/kiln");
+  EXPECT_EQ(s.http.headers,
+            (std::vector<std::pair<std::string, std::string>>{{"X-A", "1"}, {"X-B", "two"}}));
+  EXPECT_EQ(c.values.display("http_bearer_token"), "(set)");
+  EXPECT_EQ(c.values.display("redis_endpoint"), "redis://:***@host:6379/2");
+  EXPECT_EQ(s.cache_dir, c.cache_dir);
+}
+
+// docs/configuration.md's key tables are generated from the declarations
+// (`kiln --config-doc docs/configuration.md` rewrites them): the document
+// must list exactly the declared keys, as declared.
+TEST(ConfigDoc, DocumentationListsEveryDeclaredKey) {
+  const std::string path = std::string(KILN_SOURCE_DIR) + "/docs/configuration.md";
+  auto doc = util::read_file(path);
+  ASSERT_TRUE(doc) << path;
+  auto update = config::update_doc_tables(*doc, cli::registry());
+  EXPECT_TRUE(update.missing_sections.empty()) << update.missing_sections.front();
+  EXPECT_TRUE(update.unknown_sections.empty()) << update.unknown_sections.front();
+  EXPECT_EQ(update.text, *doc)
+      << "docs/configuration.md is out of date: run kiln --config-doc docs/configuration.md";
+}
+
 TEST_F(ConfigTest, SourceNames) {
-  EXPECT_EQ(to_string(ConfigSource::default_value), "default");
-  EXPECT_EQ(to_string(ConfigSource::config_file), "config file");
-  EXPECT_EQ(to_string(ConfigSource::environment), "environment");
-  EXPECT_EQ(to_string(ConfigSource::command_line), "command line");
+  EXPECT_EQ(config::to_string(config::Origin::default_value), "default");
+  EXPECT_EQ(config::to_string(config::Origin::config_file), "config file");
+  EXPECT_EQ(config::to_string(config::Origin::environment), "environment");
+  EXPECT_EQ(config::to_string(config::Origin::command_line), "command line");
 }
 
 }  // namespace

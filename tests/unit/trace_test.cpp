@@ -1,4 +1,5 @@
 #include "kiln/cache/trace.hpp"
+#include "kiln/util/environment.hpp"
 
 #include <gtest/gtest.h>
 
@@ -37,10 +38,11 @@ TEST_F(TracerTest, TracesARealCompiler) {
   ASSERT_FALSE(library.empty());
   EXPECT_EQ(carried_trace_library(m_dir), library);  // written once
   ASSERT_TRUE(util::write_file(m_dir + "/x.c", "#if __has_include(\"opt.h\")\n#endif\nint x;\n"));
-  Tracer tracer(library, m_dir + "/tmp");
+  const util::Environment env = util::Environment::of_process();
+  Tracer tracer(library, m_dir + "/tmp", env);
   ASSERT_TRUE(tracer.usable());
   auto run = util::run_capture({"/usr/bin/gcc", "-c", m_dir + "/x.c", "-o", m_dir + "/x.o"},
-                               tracer.environment());
+                               tracer.environment(env).entries());
   ASSERT_TRUE(run);
   ASSERT_EQ(run->exit_code, 0) << run->err;
   auto trace = tracer.read();
@@ -56,9 +58,23 @@ TEST_F(TracerTest, TracesARealCompiler) {
 }
 
 TEST_F(TracerTest, UnusableWithoutLibrary) {
-  EXPECT_FALSE(Tracer(m_dir + "/no-such.so", m_dir + "/tmp").usable());
-  EXPECT_FALSE(Tracer("/path with space/lib.so", m_dir + "/tmp").usable());
-  EXPECT_FALSE(Tracer("", m_dir + "/tmp").usable());
+  const util::Environment env;
+  EXPECT_FALSE(Tracer(m_dir + "/no-such.so", m_dir + "/tmp", env).usable());
+  EXPECT_FALSE(Tracer("/path with space/lib.so", m_dir + "/tmp", env).usable());
+  EXPECT_FALSE(Tracer("", m_dir + "/tmp", env).usable());
+}
+
+TEST_F(TracerTest, PreloadGoesAfterTheUsersAndTheRestIsKept) {
+  std::string library = carried_trace_library(m_dir);
+  ASSERT_FALSE(library.empty());
+  const util::Environment env({"LD_PRELOAD=/opt/user.so", "KEEP=1"});
+  Tracer tracer(library, m_dir + "/tmp", env);
+  ASSERT_TRUE(tracer.usable());
+  util::Environment traced = tracer.environment(env);
+  EXPECT_EQ(traced.get("LD_PRELOAD"), "/opt/user.so " + library);
+  EXPECT_EQ(traced.get("KEEP"), "1");
+  ASSERT_TRUE(traced.get("KILN_TRACE_FILE"));
+  EXPECT_TRUE(traced.get("KILN_TRACE_FILE")->starts_with(m_dir + "/tmp/trace."));
 }
 
 }  // namespace

@@ -37,14 +37,16 @@ std::string hint_for(long status) {
 
 }  // namespace
 
-HttpStorage::HttpStorage(HttpSettings settings)
-    : m_settings(std::move(settings)),
-      m_client(HttpTimeouts{m_settings.common.connect_timeout_ms,
-                            m_settings.common.request_timeout_ms}) {
+HttpStorage::HttpStorage(HttpSettings settings, std::unique_ptr<net::HttpClient> client)
+    : m_settings(std::move(settings)), m_client(std::move(client)) {
   m_base_url = m_settings.url;
   while (!m_base_url.empty() && m_base_url.back() == '/') {
     m_base_url.pop_back();
   }
+}
+
+net::HttpTimeouts HttpStorage::client_timeouts(const HttpSettings& settings) {
+  return net::HttpTimeouts{settings.common.connect_timeout_ms, settings.common.request_timeout_ms};
 }
 
 std::string HttpStorage::url_of(const Key& key) const {
@@ -71,29 +73,31 @@ std::vector<std::string> HttpStorage::request_headers() const {
   return headers;
 }
 
-expected<HttpResponse, Failure> HttpStorage::send(std::string_view method, const Key& key,
-                                                  std::string_view body) {
-  HttpRequest request;
+expected<net::HttpResponse, Failure> HttpStorage::send(std::string_view method, const Key& key,
+                                                       std::string_view body) {
+  net::HttpRequest request;
   request.method = std::string(method);
   request.url = url_of(key);
   request.headers = request_headers();
   request.body = body;
-  auto response = m_client.perform(request);
+  auto response = m_client->perform(request);
   if (response) {
     return std::move(*response);
   }
-  const HttpError& e = response.error();
+  const net::HttpError& e = response.error();
   std::string where = "HTTP storage: " + std::string(method) + " " + shown_prefix();
   switch (e.kind) {
-    case TransportError::timeout:
+    case net::TransportError::timeout:
       return unexpected(
           fail(Error::naming(Failure::timeout, where, key.relative_path(),
                              " timed out (" + e.message + "); the server is slow or unreachable")));
-    case TransportError::cannot_connect:
+    case net::TransportError::cannot_connect:
       return unexpected(fail(Error::plain(
           Failure::error, "HTTP storage: cannot connect to " + redacted(m_base_url) + " (" +
                               e.message + "); check the URL and that the server is running")));
-    case TransportError::other:
+    case net::TransportError::response_too_large:
+    case net::TransportError::malformed_response:
+    case net::TransportError::other:
       break;
   }
   return unexpected(
@@ -101,7 +105,7 @@ expected<HttpResponse, Failure> HttpStorage::send(std::string_view method, const
 }
 
 Failure HttpStorage::status_failure(std::string_view method, const Key& key,
-                                    const HttpResponse& response) {
+                                    const net::HttpResponse& response) {
   const bool denied = response.status == 401 || response.status == 403;
   return fail(Error::naming(
       denied ? Failure::access_denied : Failure::error,

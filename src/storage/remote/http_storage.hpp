@@ -1,10 +1,11 @@
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "kiln/storage/remote/http_client.hpp"
+#include "kiln/net/http_client.hpp"
 #include "kiln/storage/remote/settings.hpp"
 #include "kiln/storage/storage.hpp"
 
@@ -20,9 +21,17 @@ namespace kiln::storage {
 // and remove fail with error without sending anything. Requests carry
 // "Authorization: Bearer <bearer_token>" when a token is set, and the extra
 // headers of the settings. Thread-compatible (one HTTP connection, reused).
+//
+// The transport is the caller's choice (plugin.cpp): libcurl in
+// libkiln-remote.so, the socket client in libkiln-http.so.
 class HttpStorage : public Storage {
  public:
-  explicit HttpStorage(HttpSettings settings);
+  // `client` (owned, not null) sends the requests; the settings' timeouts
+  // are the caller's to give it (see client_timeouts).
+  HttpStorage(HttpSettings settings, std::unique_ptr<net::HttpClient> client);
+
+  // The connect and request timeouts of `settings`, for the client.
+  static net::HttpTimeouts client_timeouts(const HttpSettings& settings);
 
   std::string_view name() const override { return "http"; }
   expected<std::string, Failure> get(const Key& key) override;
@@ -37,10 +46,11 @@ class HttpStorage : public Storage {
  private:
   std::vector<std::string> request_headers() const;
   // Sends the request; a transport failure is recorded and returned as a Failure.
-  expected<HttpResponse, Failure> send(std::string_view method, const Key& key,
-                                       std::string_view body = {});
+  expected<net::HttpResponse, Failure> send(std::string_view method, const Key& key,
+                                            std::string_view body = {});
   // Records the failure for a response with an unexpected status.
-  Failure status_failure(std::string_view method, const Key& key, const HttpResponse& response);
+  Failure status_failure(std::string_view method, const Key& key,
+                         const net::HttpResponse& response);
   Failure read_only_failure(std::string_view method);
   // Records `e` as the last failure; returns its kind.
   Failure fail(Error e);
@@ -49,7 +59,7 @@ class HttpStorage : public Storage {
 
   HttpSettings m_settings;
   std::string m_base_url;  // without trailing slashes
-  HttpClient m_client;
+  std::unique_ptr<net::HttpClient> m_client;
   Error m_error;
 };
 

@@ -7,18 +7,23 @@
 #include "kiln/storage/remote/plugin_abi.h"
 #include "kiln/storage/remote/settings_text.hpp"
 
-// Built three times (src/storage/remote/CMakeLists.txt): libkiln-redis.so with
-// only the Redis backend (hiredis), libkiln-remote.so with S3 and HTTP
-// (libcurl), and libkiln-http.so with HTTP over plain sockets (http:// only),
-// so that a Redis or plain-HTTP level never loads libcurl and its ~30 libraries.
+// Built three times from one library (src/storage/remote/CMakeLists.txt):
+// libkiln-redis.so with only the Redis backend (hiredis), libkiln-remote.so
+// with S3 and HTTP (libcurl), and libkiln-http.so with HTTP over the socket
+// transport (http:// only), so that a Redis or plain-HTTP level never loads
+// libcurl and its ~30 libraries. The HTTP plugins differ only by the transport
+// factory handed to HttpStorage: what a plugin does not call, the static
+// archive does not link.
 #ifdef KILN_PLUGIN_REDIS
 #include "kiln/storage/remote/redis_storage.hpp"
 #endif
 #ifdef KILN_PLUGIN_CURL
+#include "kiln/net/curl_client.hpp"
 #include "kiln/storage/remote/http_storage.hpp"
 #include "kiln/storage/remote/s3_storage.hpp"
 #endif
 #ifdef KILN_PLUGIN_HTTP
+#include "kiln/net/plain_client.hpp"
 #include "kiln/storage/remote/http_storage.hpp"
 #endif
 
@@ -48,14 +53,16 @@ void* open_remote(const char* kind, const char* settings, size_t len) {
       h->storage =
           std::make_unique<kiln::storage::S3Storage>(kiln::storage::s3_settings_from_text(text));
     } else if (k == "http") {
-      h->storage = std::make_unique<kiln::storage::HttpStorage>(
-          kiln::storage::http_settings_from_text(text));
+      auto s = kiln::storage::http_settings_from_text(text);
+      auto client = kiln::net::make_curl_client(kiln::storage::HttpStorage::client_timeouts(s));
+      h->storage = std::make_unique<kiln::storage::HttpStorage>(std::move(s), std::move(client));
     }
 #endif
 #ifdef KILN_PLUGIN_HTTP
     if (k == "http") {
-      h->storage = std::make_unique<kiln::storage::HttpStorage>(
-          kiln::storage::http_settings_from_text(text));
+      auto s = kiln::storage::http_settings_from_text(text);
+      auto client = kiln::net::make_plain_client(kiln::storage::HttpStorage::client_timeouts(s));
+      h->storage = std::make_unique<kiln::storage::HttpStorage>(std::move(s), std::move(client));
     }
 #endif
 #ifdef KILN_PLUGIN_REDIS

@@ -6,7 +6,6 @@
 #include <sys/time.h>
 
 #include <cerrno>
-#include <charconv>
 #include <ctime>
 #include <utility>
 #include <vector>
@@ -108,151 +107,7 @@ class SigpipeGuard {
   bool m_was_pending = false;
 };
 
-bool parse_int(std::string_view text, int min, int max, int* out) {
-  int value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < min ||
-      value > max) {
-    return false;
-  }
-  *out = value;
-  return true;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
-expected<std::string, std::string> percent_decode(std::string_view text, std::string_view what) {
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '%') {
-      out += text[i];
-      continue;
-    }
-    int high = i + 2 < text.size() ? hex_value(text[i + 1]) : -1;
-    int low = high >= 0 ? hex_value(text[i + 2]) : -1;
-    if (low < 0) {
-      return unexpected("bad %-escape in the " + std::string(what) + " of the Redis URL");
-    }
-    out += static_cast<char>(high * 16 + low);
-    i += 2;
-  }
-  return out;
-}
-
-// Applies "db=N&user=U&password=P" to `out`.
-expected<void, std::string> parse_query(std::string_view query, RedisEndpoint* out) {
-  while (!query.empty()) {
-    size_t amp = query.find('&');
-    std::string_view item = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    if (item.empty()) {
-      continue;
-    }
-    size_t eq = item.find('=');
-    std::string_view name = item.substr(0, eq);
-    std::string_view raw = eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1);
-    auto value = percent_decode(raw, name);
-    if (!value) {
-      return unexpected(value.error());
-    }
-    if (name == "db") {
-      if (!parse_int(*value, 0, 1 << 30, &out->db)) {
-        return unexpected("bad database number '" + *value + "' in the Redis URL");
-      }
-    } else if (name == "user" || name == "username") {
-      out->user = *value;
-    } else if (name == "password" || name == "pass") {
-      out->password = *value;
-    } else {
-      return unexpected("unknown parameter '" + std::string(name) +
-                        "' in the Redis URL (known: db, user, password)");
-    }
-  }
-  return {};
-}
-
-// Applies "user:password" (either part may be empty) to `out`.
-expected<void, std::string> parse_userinfo(std::string_view userinfo, RedisEndpoint* out) {
-  size_t colon = userinfo.find(':');
-  auto user = percent_decode(userinfo.substr(0, colon), "user");
-  if (!user) {
-    return unexpected(user.error());
-  }
-  out->user = *user;
-  if (colon != std::string_view::npos) {
-    auto password = percent_decode(userinfo.substr(colon + 1), "password");
-    if (!password) {
-      return unexpected(password.error());
-    }
-    out->password = *password;
-  }
-  return {};
-}
-
-// Parses "host[:port][/db]" of a redis:// URL.
-expected<void, std::string> parse_tcp(std::string_view rest, RedisEndpoint* out) {
-  size_t slash = rest.find('/');
-  std::string_view hostport = rest.substr(0, slash);
-  std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
-  std::string_view port;
-  if (!hostport.empty() && hostport[0] == '[') {
-    size_t close = hostport.find(']');
-    if (close == std::string_view::npos) {
-      return unexpected(std::string("unterminated [IPv6 address] in the Redis URL"));
-    }
-    out->host = hostport.substr(1, close - 1);
-    std::string_view after = hostport.substr(close + 1);
-    if (!after.empty() && after[0] != ':') {
-      return unexpected(std::string("unexpected text after the [IPv6 address] in the Redis URL"));
-    }
-    port = after.empty() ? after : after.substr(1);
-    if (!after.empty() && port.empty()) {
-      return unexpected(std::string("empty port in the Redis URL"));
-    }
-  } else {
-    size_t colon = hostport.find(':');
-    out->host = hostport.substr(0, colon);
-    if (colon != std::string_view::npos) {
-      port = hostport.substr(colon + 1);
-      if (port.empty()) {
-        return unexpected(std::string("empty port in the Redis URL"));
-      }
-    }
-  }
-  if (out->host.empty()) {
-    return unexpected(std::string("no host in the Redis URL (redis://host[:port][/db])"));
-  }
-  if (!port.empty() && !parse_int(port, 1, 65535, &out->port)) {
-    return unexpected("bad port '" + std::string(port) + "' in the Redis URL");
-  }
-  if (path.size() > 1 && !parse_int(path.substr(1), 0, 1 << 30, &out->db)) {
-    return unexpected("bad database number '" + std::string(path.substr(1)) +
-                      "' in the Redis URL (redis://host[:port]/<number>)");
-  }
-  return {};
-}
-
 }  // namespace
-
-std::string RedisEndpoint::display() const {
-  if (!socket_path.empty()) {
-    return "unix:" + socket_path;
-  }
-  std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  return h + ":" + std::to_string(port);
-}
 
 RedisErrorReply classify_redis_error(std::string_view message) {
   if (message.starts_with("WRONGPASS") || contains(message, "invalid password") ||
@@ -269,57 +124,6 @@ RedisErrorReply classify_redis_error(std::string_view message) {
     return RedisErrorReply::unknown_command;
   }
   return RedisErrorReply::other;
-}
-
-expected<RedisEndpoint, std::string> parse_redis_url(std::string_view url) {
-  size_t sep = url.find("://");
-  if (sep == std::string_view::npos) {
-    return unexpected(std::string("the Redis URL has no scheme (want redis://host[:port][/db])"));
-  }
-  std::string scheme = util::lowercase(url.substr(0, sep));
-  std::string_view rest = url.substr(sep + 3);
-  bool unix_socket = scheme == "unix" || scheme == "redis+unix";
-  if (scheme == "rediss") {
-    return unexpected(std::string("rediss:// (Redis over TLS) is not supported; use redis://"));
-  }
-  if (scheme != "redis" && !unix_socket) {
-    return unexpected("unsupported scheme '" + scheme + "://' in the Redis URL (want redis://)");
-  }
-
-  // The user info ends at the last '@' (TCP; so a password may hold '@', ':'
-  // and '/' unescaped) or at the "@/" before the socket's path; the query
-  // starts at the first '?' after it. An '@' in a query value must be written
-  // as %40.
-  RedisEndpoint out;
-  size_t at = unix_socket ? rest.find("@/") : rest.rfind('@');
-  if (at != std::string_view::npos) {
-    auto status = parse_userinfo(rest.substr(0, at), &out);
-    if (!status) {
-      return unexpected(status.error());
-    }
-    rest = rest.substr(at + 1);
-  }
-  size_t question = rest.find('?');
-  std::string_view query =
-      question == std::string_view::npos ? std::string_view() : rest.substr(question + 1);
-  rest = rest.substr(0, question);
-
-  if (unix_socket) {
-    if (rest.empty() || rest[0] != '/') {
-      return unexpected(std::string("the Redis socket URL needs an absolute path (unix:///path)"));
-    }
-    out.socket_path = rest;
-  } else {
-    auto status = parse_tcp(rest, &out);
-    if (!status) {
-      return unexpected(status.error());
-    }
-  }
-  auto status = parse_query(query, &out);
-  if (!status) {
-    return unexpected(status.error());
-  }
-  return out;
 }
 
 void RedisStorage::ReplyDeleter::operator()(redisReply* reply) const {

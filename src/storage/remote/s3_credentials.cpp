@@ -1,14 +1,14 @@
 #include "kiln/storage/remote/s3_credentials.hpp"
 
 #include <cerrno>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <utility>
 
-#include "kiln/storage/remote/http_client.hpp"
+#include "kiln/net/curl_client.hpp"
+#include "kiln/net/percent.hpp"
 #include "kiln/util/file.hpp"
 #include "kiln/util/string.hpp"
 
@@ -108,12 +108,6 @@ EnvLookup process_environment() {
   };
 }
 
-int64_t system_clock_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::optional<std::string> aws_xml_value(std::string_view xml, std::string_view tag) {
   std::string open = "<" + std::string(tag) + ">";
   std::string close = "</" + std::string(tag) + ">";
@@ -152,8 +146,9 @@ std::optional<int64_t> parse_aws_time(std::string_view text) {
   return static_cast<int64_t>(::timegm(&tm));
 }
 
-CredentialsProvider::CredentialsProvider(S3Settings settings, EnvLookup env, Clock now)
-    : m_settings(std::move(settings)), m_env(std::move(env)), m_now(std::move(now)) {}
+CredentialsProvider::CredentialsProvider(S3Settings settings, EnvLookup env,
+                                         const util::Clock& clock)
+    : m_settings(std::move(settings)), m_env(std::move(env)), m_clock(clock) {}
 
 CredentialsProvider::~CredentialsProvider() = default;
 
@@ -173,7 +168,7 @@ expected<AwsCredentials, CredentialsError> CredentialsProvider::get() {
     }
     m_current = std::move(*resolved);
   }
-  int64_t now = m_now();
+  int64_t now = m_clock.wall_seconds();
   if (m_web_identity && m_current->expiration != 0 &&
       now + k_renew_before_s >= m_current->expiration) {
     auto renewed = assume_role_with_web_identity();
@@ -288,20 +283,20 @@ expected<AwsCredentials, CredentialsError> CredentialsProvider::assume_role_with
                             " (AWS_WEB_IDENTITY_TOKEN_FILE): " + std::strerror(token.error())});
   }
   std::string body = "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=" +
-                     HttpClient::url_encode(m_role_arn) +
-                     "&RoleSessionName=" + HttpClient::url_encode(session_name) +
-                     "&WebIdentityToken=" + HttpClient::url_encode(util::trim(*token));
+                     net::percent_encode(m_role_arn) +
+                     "&RoleSessionName=" + net::percent_encode(session_name) +
+                     "&WebIdentityToken=" + net::percent_encode(util::trim(*token));
 
   if (!m_sts_client) {
-    m_sts_client = std::make_unique<HttpClient>(
-        HttpTimeouts{m_settings.common.connect_timeout_ms, m_settings.common.request_timeout_ms});
+    m_sts_client = net::make_curl_client(net::HttpTimeouts{m_settings.common.connect_timeout_ms,
+                                                           m_settings.common.request_timeout_ms});
   }
   ++m_sts_requests;
   auto response = m_sts_client->post(
       endpoint + "/", body, {"Content-Type: application/x-www-form-urlencoded; charset=utf-8"});
   if (!response) {
     Failure f =
-        response.error().kind == TransportError::timeout ? Failure::timeout : Failure::error;
+        response.error().kind == net::TransportError::timeout ? Failure::timeout : Failure::error;
     return unexpected(CredentialsError{
         f, what + " failed: " + response.error().message + " (check AWS_ENDPOINT_URL_STS)"});
   }

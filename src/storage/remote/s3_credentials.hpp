@@ -9,20 +9,19 @@
 
 #include "kiln/storage/remote/settings.hpp"
 #include "kiln/storage/storage.hpp"
+#include "kiln/util/clock.hpp"
 #include "kiln/util/expected.hpp"
 
-namespace kiln::storage {
-
+namespace kiln::net {
 class HttpClient;
+}
+
+namespace kiln::storage {
 
 // Looks up an environment variable; nullopt when it is unset.
 using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
 // The process environment (getenv); empty values count as unset.
 EnvLookup process_environment();
-
-// Seconds since the Unix epoch.
-using Clock = std::function<int64_t()>;
-int64_t system_clock_now();
 
 struct AwsCredentials {
   std::string access_key_id;  // empty: anonymous (unsigned requests)
@@ -58,10 +57,13 @@ struct CredentialsError {
 // than 5 minutes remain before they expire; if renewal fails, they are used
 // until they expire. A key ID without its secret, a token file that cannot be
 // read, an STS failure and a named profile missing from the file are errors,
-// not a fall-through to the next source. Thread-compatible.
+// not a fall-through to the next source. Expiry is judged by clock.wall(),
+// STS is reached through libcurl (net::make_curl_client). Thread-compatible.
 class CredentialsProvider {
  public:
-  CredentialsProvider(S3Settings settings, EnvLookup env, Clock now = system_clock_now);
+  // `clock` must outlive the provider.
+  CredentialsProvider(S3Settings settings, EnvLookup env,
+                      const util::Clock& clock = util::Clock::system());
   ~CredentialsProvider();
   CredentialsProvider(const CredentialsProvider&) = delete;
   CredentialsProvider& operator=(const CredentialsProvider&) = delete;
@@ -79,12 +81,12 @@ class CredentialsProvider {
 
   S3Settings m_settings;
   EnvLookup m_env;
-  Clock m_now;
+  const util::Clock& m_clock;
   std::optional<AwsCredentials> m_current;
   bool m_web_identity = false;  // m_current came from STS and is renewable
   std::string m_role_arn;
   std::string m_token_file;
-  std::unique_ptr<HttpClient> m_sts_client;  // created on the first STS request
+  std::unique_ptr<net::HttpClient> m_sts_client;  // created on the first STS request
   int m_sts_requests = 0;
 };
 

@@ -2,6 +2,9 @@
 
 #include <utility>
 
+#include "kiln/net/curl_client.hpp"
+#include "kiln/net/percent.hpp"
+#include "kiln/storage/remote/aws_sigv4.hpp"
 #include "kiln/util/string.hpp"
 
 namespace kiln::storage {
@@ -26,7 +29,7 @@ std::string encode_path(std::string_view path) {
     if (!out.empty()) {
       out += '/';
     }
-    out += HttpClient::url_encode(segment);
+    out += net::percent_encode(segment);
   }
   return out;
 }
@@ -43,11 +46,12 @@ std::string_view permission_for(std::string_view method) {
 
 }  // namespace
 
-S3Storage::S3Storage(S3Settings settings, EnvLookup env)
+S3Storage::S3Storage(S3Settings settings, EnvLookup env, const util::Clock& clock)
     : m_settings(std::move(settings)),
-      m_credentials(m_settings, std::move(env)),
-      m_client(HttpTimeouts{m_settings.common.connect_timeout_ms,
-                            m_settings.common.request_timeout_ms}) {
+      m_clock(clock),
+      m_credentials(m_settings, std::move(env), clock),
+      m_client(net::make_curl_client(net::HttpTimeouts{m_settings.common.connect_timeout_ms,
+                                                       m_settings.common.request_timeout_ms})) {
   std::string_view endpoint = m_settings.endpoint;
   m_scheme = m_settings.use_ssl ? "https" : "http";
   for (std::string_view scheme : {"http", "https"}) {
@@ -64,6 +68,8 @@ S3Storage::S3Storage(S3Settings settings, EnvLookup env)
   m_prefix = trim_slashes(m_settings.key_prefix);
 }
 
+S3Storage::~S3Storage() = default;
+
 std::string S3Storage::object_key(const Key& key) const {
   return m_prefix.empty() ? key.relative_path() : m_prefix + "/" + key.relative_path();
 }
@@ -71,7 +77,7 @@ std::string S3Storage::object_key(const Key& key) const {
 std::string S3Storage::object_url(const Key& key) const {
   std::string path = encode_path(object_key(key));
   if (m_settings.path_style) {
-    return m_scheme + "://" + m_endpoint + "/" + HttpClient::url_encode(m_settings.bucket) + "/" +
+    return m_scheme + "://" + m_endpoint + "/" + net::percent_encode(m_settings.bucket) + "/" +
            path;
   }
   return m_scheme + "://" + m_settings.bucket + "." + m_endpoint + "/" + path;
@@ -92,8 +98,8 @@ Failure S3Storage::fail(Failure failure, std::string_view before, const Key& key
   return failure;
 }
 
-expected<HttpResponse, Failure> S3Storage::send(std::string_view method, const Key& key,
-                                                std::string_view body) {
+expected<net::HttpResponse, Failure> S3Storage::send(std::string_view method, const Key& key,
+                                                     std::string_view body) {
   auto creds = m_credentials.get();
   if (!creds) {
     return unexpected(fail(creds.error().failure, creds.error().message));
@@ -105,7 +111,7 @@ expected<HttpResponse, Failure> S3Storage::send(std::string_view method, const K
                                "); provide credentials or make the S3 level read-only"));
   }
 
-  HttpRequest request;
+  net::HttpRequest request;
   request.method = std::string(method);
   request.url = object_url(key);
   request.body = body;
@@ -123,24 +129,26 @@ expected<HttpResponse, Failure> S3Storage::send(std::string_view method, const K
     signing.access_key_id = m_used.access_key_id;
     signing.secret_access_key = m_used.secret_access_key;
     signing.session_token = m_used.session_token;
-    request.aws = &signing;
+    sign_request(&request, signing, m_clock);
   }
 
-  auto response = m_client.perform(request);
+  auto response = m_client->perform(request);
   if (response) {
     return std::move(*response);
   }
-  const HttpError& e = response.error();
+  const net::HttpError& e = response.error();
   std::string endpoint = m_scheme + "://" + m_endpoint;
   switch (e.kind) {
-    case TransportError::timeout:
+    case net::TransportError::timeout:
       return unexpected(fail(Failure::timeout, "S3: " + std::string(method) + " ", key,
                              " at " + endpoint + " timed out (" + e.message + ")"));
-    case TransportError::cannot_connect:
+    case net::TransportError::cannot_connect:
       return unexpected(fail(Failure::error, "cannot connect to S3 endpoint " + endpoint + " (" +
                                                  e.message +
                                                  ") (check KILN_S3_ENDPOINT / KILN_S3_USE_SSL)"));
-    case TransportError::other:
+    case net::TransportError::response_too_large:
+    case net::TransportError::malformed_response:
+    case net::TransportError::other:
       break;
   }
   return unexpected(fail(Failure::error, "S3: " + std::string(method) + " ", key,
@@ -148,7 +156,7 @@ expected<HttpResponse, Failure> S3Storage::send(std::string_view method, const K
 }
 
 Failure S3Storage::status_failure(std::string_view method, const Key& key,
-                                  const HttpResponse& response) {
+                                  const net::HttpResponse& response) {
   std::string code = aws_xml_value(response.body, "Code").value_or("");
   std::string message = aws_xml_value(response.body, "Message").value_or("");
   std::string endpoint = m_scheme + "://" + m_endpoint;

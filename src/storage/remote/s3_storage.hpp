@@ -1,12 +1,14 @@
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 
-#include "kiln/storage/remote/http_client.hpp"
+#include "kiln/net/http_client.hpp"
 #include "kiln/storage/remote/s3_credentials.hpp"
 #include "kiln/storage/remote/settings.hpp"
 #include "kiln/storage/storage.hpp"
+#include "kiln/util/clock.hpp"
 
 namespace kiln::storage {
 
@@ -28,11 +30,15 @@ namespace kiln::storage {
 // access_denied; timeouts are timeout. last_error() names the bucket,
 // endpoint or credential source and the likely fix. With read_only, put and
 // remove fail with error without sending; anonymous put and remove fail with
-// access_denied without sending. Thread-compatible.
+// access_denied without sending. Requests go through libcurl
+// (net::make_curl_client) and are signed at clock.wall(). Thread-compatible.
 class S3Storage : public Storage {
  public:
-  // `env` supplies the AWS_* variables (see CredentialsProvider).
-  explicit S3Storage(S3Settings settings, EnvLookup env = process_environment());
+  // `env` supplies the AWS_* variables (see CredentialsProvider); `clock`
+  // must outlive the storage.
+  explicit S3Storage(S3Settings settings, EnvLookup env = process_environment(),
+                     const util::Clock& clock = util::Clock::system());
+  ~S3Storage() override;
 
   std::string_view name() const override { return "s3"; }
   expected<std::string, Failure> get(const Key& key) override;
@@ -49,10 +55,11 @@ class S3Storage : public Storage {
  private:
   // Signs and sends a request for `key`'s object; a failure before any HTTP
   // status (credentials, transport) is recorded and returned as a Failure.
-  expected<HttpResponse, Failure> send(std::string_view method, const Key& key,
-                                       std::string_view body = {});
+  expected<net::HttpResponse, Failure> send(std::string_view method, const Key& key,
+                                            std::string_view body = {});
   // Records and classifies a response with an unexpected status.
-  Failure status_failure(std::string_view method, const Key& key, const HttpResponse& response);
+  Failure status_failure(std::string_view method, const Key& key,
+                         const net::HttpResponse& response);
   // Records a failure that names no entry; returns `failure`.
   Failure fail(Failure failure, std::string message);
   // Records a failure whose message names `key`'s object: before +
@@ -60,12 +67,13 @@ class S3Storage : public Storage {
   Failure fail(Failure failure, std::string_view before, const Key& key, std::string_view after);
 
   S3Settings m_settings;
+  const util::Clock& m_clock;
   std::string m_scheme;    // "http" or "https"
   std::string m_endpoint;  // host[:port]
   std::string m_prefix;    // key_prefix without slashes at its ends
   CredentialsProvider m_credentials;
   AwsCredentials m_used;  // the credentials of the last request sent
-  HttpClient m_client;
+  std::unique_ptr<net::HttpClient> m_client;
   Error m_error;
 };
 

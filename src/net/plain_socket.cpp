@@ -1,5 +1,5 @@
-// Timed connects and name lookups of the socket transport (http_plain.hpp).
-#include "kiln/storage/remote/http_plain.hpp"
+// Timed connects and name lookups of the socket transport (plain_socket.hpp).
+#include "kiln/net/plain_socket.hpp"
 
 #include <netdb.h>
 #include <netinet/in.h>
@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <memory>
@@ -17,7 +18,7 @@
 #include <system_error>
 #include <thread>
 
-namespace kiln::storage::plain {
+namespace kiln::net::plain {
 
 namespace {
 
@@ -39,7 +40,7 @@ struct PendingLookup {
 // resolver that does not answer (a dead DNS server) costs the connect timeout,
 // not the resolver's own timeouts (5 s and more per attempt). IP literals
 // resolve at once, without a thread.
-expected<AddressList, HttpError> resolve(const Target& target, Clock::time_point deadline,
+expected<AddressList, HttpError> resolve(const Endpoint& target, SteadyPoint deadline,
                                          int connect_ms) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -98,14 +99,14 @@ std::string errno_text(int error) {
   return std::strerror(error);
 }
 
-int ms_until(Clock::time_point deadline) {
-  auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+int ms_until(const util::Clock& clock, SteadyPoint deadline) {
+  auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock.steady()).count();
   return left > 0 ? static_cast<int>(std::min<int64_t>(left, 1 << 30)) : 0;
 }
 
-bool wait_for(int fd, short events, Clock::time_point deadline) {
+bool wait_for(const util::Clock& clock, int fd, short events, SteadyPoint deadline) {
   for (;;) {
-    int left = ms_until(deadline);
+    int left = ms_until(clock, deadline);
     if (left == 0) {
       return false;
     }
@@ -123,8 +124,8 @@ bool wait_for(int fd, short events, Clock::time_point deadline) {
   }
 }
 
-expected<int, HttpError> connect_to(const Target& target, Clock::time_point connect_deadline,
-                                    int connect_ms) {
+expected<int, HttpError> connect_to(const util::Clock& clock, const Endpoint& target,
+                                    SteadyPoint connect_deadline, int connect_ms) {
   auto resolved = resolve(target, connect_deadline, connect_ms);
   if (!resolved) {
     return unexpected(resolved.error());
@@ -141,7 +142,7 @@ expected<int, HttpError> connect_to(const Target& target, Clock::time_point conn
     if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
       error = errno;
       if (error == EINPROGRESS) {
-        if (!wait_for(fd, POLLOUT, connect_deadline)) {
+        if (!wait_for(clock, fd, POLLOUT, connect_deadline)) {
           ::close(fd);
           return unexpected(HttpError{TransportError::timeout,
                                       "connecting to " + target.host_port + " timed out after " +
@@ -166,4 +167,4 @@ expected<int, HttpError> connect_to(const Target& target, Clock::time_point conn
                 "cannot connect to " + target.host_port + ": " + errno_text(last_error)});
 }
 
-}  // namespace kiln::storage::plain
+}  // namespace kiln::net::plain

@@ -1,0 +1,41 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "kiln/util/expected.hpp"
+#include "kiln/util/process.hpp"
+
+namespace kiln::cache {
+
+// One run of the compiler (or its preprocessor) as the pipeline asks for it.
+struct Command {
+  std::vector<std::string> argv;  // argv[0] is the compiler's absolute path
+  std::vector<std::string> env;   // the whole environment, "NAME=value"
+  std::string cwd;                // where relative paths in argv are resolved
+};
+
+// Where the pipeline's compiler runs go. The client runs them here
+// (LocalExecutor); the build cluster's client (src/dist, next issue) sends a
+// miss's compile to a worker. Implementations document their thread safety.
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  // Runs `command` to its end and returns its status and output; the errno
+  // of a run that could not start.
+  virtual expected<util::RunResult, int> run(const Command& command) = 0;
+};
+
+// Runs commands as child processes of this one. Thread-safe.
+class LocalExecutor final : public Executor {
+ public:
+  // `timeout`: zero for none (util::RunOptions::timeout).
+  explicit LocalExecutor(std::chrono::milliseconds timeout = std::chrono::milliseconds(0))
+      : m_timeout(timeout) {}
+  expected<util::RunResult, int> run(const Command& command) override;
+
+ private:
+  std::chrono::milliseconds m_timeout;
+};
+
+}  // namespace kiln::cache

@@ -1,0 +1,88 @@
+#include "kiln/util/process.hpp"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <thread>
+
+namespace kiln::util {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Whether `pid` is still a running process (a zombie counts as gone).
+bool running(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  if (!std::getline(stat, text)) {
+    return false;
+  }
+  auto close = text.rfind(')');
+  return close != std::string::npos && close + 2 < text.size() && text[close + 2] != 'Z';
+}
+
+TEST(ProcessTest, CapturesOutputAndStatus) {
+  auto r = run_capture({"/bin/sh", "-c", "echo out; echo err >&2; exit 3"});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->out, "out\n");
+  EXPECT_EQ(r->err, "err\n");
+  EXPECT_EQ(r->exit_code, 3);
+  EXPECT_FALSE(r->timed_out);
+}
+
+TEST(ProcessTest, ATimeoutThatDoesNotExpireChangesNothing) {
+  RunOptions options;
+  options.timeout = 10s;
+  auto r = run_capture({"/bin/sh", "-c", "echo fine; exit 0"}, options);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->out, "fine\n");
+  EXPECT_EQ(r->exit_code, 0);
+  EXPECT_FALSE(r->timed_out);
+}
+
+TEST(ProcessTest, AnExpiredTimeoutKillsTheWholeProcessGroup) {
+  // A hung "compiler" with a child of its own (as gcc has cc1 and as).
+  RunOptions options;
+  options.timeout = 300ms;
+  auto start = std::chrono::steady_clock::now();
+  auto r = run_capture({"/bin/sh", "-c", "sleep 100 & echo $!; wait"}, options);
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->timed_out);
+  EXPECT_EQ(r->exit_code, 128 + SIGKILL);
+  EXPECT_LT(took, 30s);
+  pid_t grandchild = std::stoi(r->out);
+  for (int i = 0; i < 200 && running(grandchild); ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_FALSE(running(grandchild)) << "the compiler's child outlived the timeout";
+}
+
+TEST(ProcessTest, ATimeoutAppliesWhenTheChildClosedItsOutput) {
+  RunOptions options;
+  options.timeout = 300ms;
+  auto r = run_capture({"/bin/sh", "-c", "exec >&- 2>&-; sleep 100"}, options);
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->timed_out);
+}
+
+TEST(ProcessTest, EnvironmentIsTheWholeEnvironment) {
+  std::vector<std::string> env{"ONLY=this"};
+  RunOptions options;
+  options.env = &env;
+  auto r = run_capture({"/usr/bin/env"}, options);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->out, "ONLY=this\n");
+}
+
+TEST(ProcessTest, ASpawnFailureIsAnErrno) {
+  auto r = run_capture({"/nonexistent/compiler"});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), ENOENT);
+}
+
+}  // namespace
+}  // namespace kiln::util
