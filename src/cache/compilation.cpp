@@ -98,11 +98,11 @@ void Compilation::merge_storage_counters() {
       }
     }
   }
-  for (const auto& [name, value] : m_chain->counters()) {
-    m_stats.add(name, value);
-    if (name.ends_with("_read_error") || name.ends_with("_read_timeout")) {
+  for (const auto& [counter, value] : m_chain->counters()) {
+    m_stats.add(counter.name(), value);
+    if (storage::is_read_failure(counter.event)) {
       m_stats.add(Counter::error_storage_read, value);
-    } else if (name.ends_with("_write_error") || name.ends_with("_write_timeout")) {
+    } else if (storage::is_write_failure(counter.event)) {
       m_stats.add(Counter::error_storage_write, value);
     }
   }

@@ -65,7 +65,8 @@ class Compilation {
 
   // The stores this compilation used (for the caller's statistics).
   const storage::LocalStorage* local() const { return m_local.get(); }
-  // Storage levels that failed, one sentence each (for a warning).
+  // Storage levels that failed, one sentence each (for a warning; formatted
+  // from the chain's storage::Problem values here, at the edge).
   std::vector<std::string> storage_problems() const;
 
  private:

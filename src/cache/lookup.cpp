@@ -53,8 +53,10 @@ std::optional<Manifest> Compilation::load_manifest() {
   }
   auto manifest = Manifest::parse(*payload);
   if (!manifest) {
+    // Removed where it came from, not only from the local level.
     m_stats.add(Counter::corrupt_entry);
-    (void)m_local->remove(key);
+    m_log.event("corrupt_entry", {{"key", key.name()}, {"error", "bad_manifest"}});
+    m_chain->discard(key);
   }
   return manifest;
 }

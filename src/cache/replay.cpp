@@ -229,10 +229,12 @@ bool Compilation::replay(std::string_view entry_bytes, const util::Digest& resul
   if (end != storage::StreamEnd::done || !decoder.complete() ||
       !sink.usable(m_args.generating_dependencies)) {
     // A good checksum over a payload that does not parse, or a result stored
-    // without a file this call needs: never served, removed locally.
+    // without a file this call needs: never served, and removed from the
+    // level it came from (and the levels it was backfilled to), or every
+    // later compilation would fetch it again.
     m_stats.add(Counter::corrupt_entry);
     m_log.event("corrupt_entry", {{"key", key.name()}, {"error", "bad_result"}});
-    (void)m_local->remove(key);
+    m_chain->discard(key);
     return false;
   }
   if (!sink.commit()) {

@@ -1,7 +1,6 @@
 #include "kiln/cache/result.hpp"
 
 #include <algorithm>
-#include <cstring>
 
 #include "kiln/util/serial.hpp"
 
@@ -87,18 +86,6 @@ class CollectingSink : public ResultSink {
   size_t m_reserve_limit;
 };
 
-uint32_t load_u32(const char* p) {
-  uint32_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-uint64_t load_u64(const char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
 }  // namespace
 
 std::optional<Result> Result::parse(std::string_view payload) {
@@ -160,14 +147,14 @@ bool ResultDecoder::feed(std::string_view piece) {
     }
     const char* p = m_pending.data();
     if (m_state == State::header) {
-      if (load_u32(p) != k_result_version) {
+      if (util::load_le32(p) != k_result_version) {
         return fail(false);
       }
-      m_files = load_u32(p + 20);
+      m_files = util::load_le32(p + 20);
       if (m_files > 16) {
         return fail(false);
       }
-      if (!m_sink.header(load_u64(p + 4), load_u64(p + 12))) {
+      if (!m_sink.header(util::load_le64(p + 4), util::load_le64(p + 12))) {
         return fail(true);
       }
       m_state = m_files == 0 ? State::done : State::file_header;
@@ -176,7 +163,7 @@ bool ResultDecoder::feed(std::string_view piece) {
       if (type > k_last_file_type) {
         return fail(false);
       }
-      m_remaining = load_u64(p + 1);
+      m_remaining = util::load_le64(p + 1);
       if (!m_sink.begin_file(static_cast<FileType>(type), m_remaining)) {
         return fail(true);
       }

@@ -2,22 +2,58 @@
 
 namespace kiln::storage {
 
-namespace {
-
-// A level's message may name the entry it failed on ("PUT http://host/cache/
-// ab/cd/abcd...R returned HTTP 403"). Without the key, the same problem reads
-// the same on every compilation, so kiln warns about it once (warn_once)
-// rather than once per object of a build.
-void drop_key(std::string* problem, const Key& key) {
-  for (const std::string& named : {key.relative_path(), key.name()}) {
-    for (size_t at = problem->find(named); at != std::string::npos;
-         at = problem->find(named, at + 5)) {
-      problem->replace(at, named.size(), "<key>");
-    }
-  }
+std::string_view to_string(Operation op) {
+  return op == Operation::read ? "read" : "write";
 }
 
-}  // namespace
+std::string Problem::text() const {
+  return level + ": " + error.text("<key>");
+}
+
+std::string_view to_string(LevelEvent e) {
+  switch (e) {
+    case LevelEvent::hit:
+      return "hit";
+    case LevelEvent::miss:
+      return "miss";
+    case LevelEvent::read_error:
+      return "read_error";
+    case LevelEvent::read_timeout:
+      return "read_timeout";
+    case LevelEvent::write:
+      return "write";
+    case LevelEvent::write_error:
+      return "write_error";
+    case LevelEvent::write_timeout:
+      return "write_timeout";
+    case LevelEvent::corrupt:
+      return "corrupt";
+    case LevelEvent::read_bytes:
+      return "read_bytes";
+    case LevelEvent::written_bytes:
+      return "written_bytes";
+    case LevelEvent::backfill:
+      return "backfill";
+    case LevelEvent::skipped:
+      return "skipped";
+  }
+  return "unknown";
+}
+
+bool is_read_failure(LevelEvent e) {
+  return e == LevelEvent::read_error || e == LevelEvent::read_timeout;
+}
+
+bool is_write_failure(LevelEvent e) {
+  return e == LevelEvent::write_error || e == LevelEvent::write_timeout;
+}
+
+std::string LevelCounter::name() const {
+  std::string out = level;
+  out += '_';
+  out += to_string(event);
+  return out;
+}
 
 StorageChain::StorageChain(std::vector<LevelSpec> levels) {
   for (auto& spec : levels) {
@@ -33,11 +69,22 @@ StorageChain::StorageChain(std::vector<LevelSpec> levels) {
 
 StorageChain::~StorageChain() = default;
 
-void StorageChain::count(const Level& level, std::string_view what, int64_t n) {
-  std::string name = level.name;
-  name += '_';
-  name += what;
-  m_counters[name] += n;
+void StorageChain::count(const Level& level, LevelEvent event, int64_t n) {
+  m_counters[LevelCounter{level.name, event}] += n;
+}
+
+int64_t StorageChain::count_of(std::string_view level, LevelEvent event) const {
+  auto it = m_counters.find(LevelCounter{std::string(level), event});
+  return it == m_counters.end() ? 0 : it->second;
+}
+
+std::vector<std::string> StorageChain::problems() const {
+  std::vector<std::string> out;
+  out.reserve(m_failures.size());
+  for (const Problem& p : m_failures) {
+    out.push_back(p.text());
+  }
+  return out;
 }
 
 Storage* StorageChain::level(size_t i) {
@@ -45,7 +92,7 @@ Storage* StorageChain::level(size_t i) {
   if (level.skip) {
     level.skip = false;
     level.disabled = true;
-    count(level, "skipped");
+    count(level, LevelEvent::skipped);
   }
   if (level.disabled) {
     return nullptr;
@@ -55,8 +102,9 @@ Storage* StorageChain::level(size_t i) {
     level.open = nullptr;
     if (!opened) {
       level.disabled = true;
-      count(level, "read_error");
-      m_problems.push_back(level.name + ": " + opened.error());
+      count(level, LevelEvent::read_error);
+      m_failures.push_back(
+          Problem{level.name, Operation::read, Error::plain(Failure::error, opened.error())});
       return nullptr;
     }
     level.owned = std::move(*opened);
@@ -65,22 +113,25 @@ Storage* StorageChain::level(size_t i) {
   return level.storage;
 }
 
-void StorageChain::failed(Level& level, Failure f, std::string_view op) {
-  bool read = op == "read";
-  count(level, f == Failure::timeout ? (read ? "read_timeout" : "write_timeout")
-                                     : (read ? "read_error" : "write_error"));
-  level.disabled = true;  // skipped for the rest of this compilation
+void StorageChain::failed(Level& level, Failure f, Operation op) {
+  const bool read = op == Operation::read;
   if (f == Failure::timeout) {
+    count(level, read ? LevelEvent::read_timeout : LevelEvent::write_timeout);
     m_timed_out.push_back(level.name);
+  } else {
+    count(level, read ? LevelEvent::read_error : LevelEvent::write_error);
   }
-  std::string detail = level.storage ? level.storage->last_error() : std::string();
-  if (detail.empty()) {
-    detail = std::string(to_string(f)) + " on " + std::string(op);
+  level.disabled = true;  // skipped for the rest of this compilation
+  Error error = level.storage ? level.storage->last_problem() : Error{};
+  if (error.empty()) {
+    error = Error::plain(f, std::string(to_string(f)) + " on " + std::string(to_string(op)));
   }
-  m_problems.push_back(level.name + ": " + detail);
+  error.failure = f;
+  m_failures.push_back(Problem{level.name, op, std::move(error)});
 }
 
 std::optional<std::string> StorageChain::get(const Key& key, const Validator& valid) {
+  m_last_hit.reset();
   for (size_t i = 0; i < m_levels.size(); ++i) {
     Storage* s = level(i);
     if (!s) {
@@ -90,22 +141,22 @@ std::optional<std::string> StorageChain::get(const Key& key, const Validator& va
     auto value = s->get(key);
     if (!value) {
       if (value.error() == Failure::not_found) {
-        count(lv, "miss");
+        count(lv, LevelEvent::miss);
       } else {
-        failed(lv, value.error(), "read");
-        drop_key(&m_problems.back(), key);
+        failed(lv, value.error(), Operation::read);
       }
       continue;
     }
     if (!valid(*value)) {
-      count(lv, "corrupt");
+      count(lv, LevelEvent::corrupt);
       if (!lv.read_only) {
         (void)s->remove(key);
       }
       continue;
     }
-    count(lv, "hit");
-    count(lv, "read_bytes", static_cast<int64_t>(value->size()));
+    count(lv, LevelEvent::hit);
+    count(lv, LevelEvent::read_bytes, static_cast<int64_t>(value->size()));
+    m_last_hit = LastHit{key, i, {}};
     // Backfill the faster levels that missed.
     for (size_t j = 0; j < i; ++j) {
       Level& faster = m_levels[j];
@@ -113,15 +164,39 @@ std::optional<std::string> StorageChain::get(const Key& key, const Validator& va
         continue;
       }
       if (auto r = faster.storage->put(key, *value)) {
-        count(faster, "backfill");
+        count(faster, LevelEvent::backfill);
+        m_last_hit->backfilled.push_back(j);
       } else {
-        failed(faster, r.error(), "write");
-        drop_key(&m_problems.back(), key);
+        failed(faster, r.error(), Operation::write);
       }
     }
     return std::move(*value);
   }
   return std::nullopt;
+}
+
+void StorageChain::discard(const Key& key) {
+  if (!m_last_hit || m_last_hit->key.digest != key.digest || m_last_hit->key.kind != key.kind) {
+    return;
+  }
+  LastHit hit = std::move(*m_last_hit);
+  m_last_hit.reset();
+  Level& source = m_levels[hit.level];
+  // It was counted as a hit when it passed the validator.
+  auto it = m_counters.find(LevelCounter{source.name, LevelEvent::hit});
+  if (it != m_counters.end() && --it->second == 0) {
+    m_counters.erase(it);
+  }
+  count(source, LevelEvent::corrupt);
+  if (!source.read_only && !source.disabled && source.storage) {
+    (void)source.storage->remove(key);
+  }
+  for (size_t j : hit.backfilled) {
+    Level& faster = m_levels[j];
+    if (!faster.disabled && faster.storage) {
+      (void)faster.storage->remove(key);
+    }
+  }
 }
 
 int StorageChain::put(const Key& key, std::string_view value) {
@@ -137,11 +212,10 @@ int StorageChain::put(const Key& key, std::string_view value) {
     }
     if (auto r = s->put(key, value)) {
       ++written;
-      count(lv, "write");
-      count(lv, "written_bytes", static_cast<int64_t>(value.size()));
+      count(lv, LevelEvent::write);
+      count(lv, LevelEvent::written_bytes, static_cast<int64_t>(value.size()));
     } else {
-      failed(lv, r.error(), "write");
-      drop_key(&m_problems.back(), key);
+      failed(lv, r.error(), Operation::write);
     }
   }
   return written;

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <compare>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -8,10 +10,61 @@
 #include <vector>
 
 #include "kiln/storage/storage.hpp"
-#include "kiln/util/counters_file.hpp"
 #include "kiln/util/expected.hpp"
 
 namespace kiln::storage {
+
+// What the chain was doing with a level when it failed. Opening a level counts
+// as reading it (<level>_read_error).
+enum class Operation { read, write };
+
+std::string_view to_string(Operation op);
+
+// A level that failed, as values; text() is the sentence kiln warns with.
+struct Problem {
+  std::string level;  // "local", "redis", ...
+  Operation operation = Operation::read;
+  Error error;  // the level's failure: its kind, its message, the entry apart
+
+  // "<level>: <message>" with "<key>" in place of the entry: the same
+  // problem reads the same on every compilation, so kiln warns about it once
+  // (warn_once) rather than once per object of a build.
+  std::string text() const;
+};
+
+// What the chain counts per level.
+enum class LevelEvent {
+  hit,
+  miss,
+  read_error,
+  read_timeout,
+  write,
+  write_error,
+  write_timeout,
+  corrupt,
+  read_bytes,
+  written_bytes,
+  backfill,
+  skipped,
+};
+
+std::string_view to_string(LevelEvent e);
+// read_error and read_timeout (also of opening the level).
+bool is_read_failure(LevelEvent e);
+// write_error and write_timeout (also of backfills).
+bool is_write_failure(LevelEvent e);
+
+// One per-level counter: a level and an event.
+struct LevelCounter {
+  std::string level;
+  LevelEvent event = LevelEvent::hit;
+
+  // "<level>_<event>", the name in the statistics ("redis_read_timeout").
+  std::string name() const;
+  auto operator<=>(const LevelCounter&) const = default;
+};
+
+using LevelCounters = std::map<LevelCounter, int64_t>;
 
 // The ordered levels of the cache, fastest first (local disk, then remote
 // levels such as Redis, S3, HTTP). Reads go from the first level down and the
@@ -22,6 +75,7 @@ namespace kiln::storage {
 // hit never loads the remote-storage plugin. Not thread-safe.
 class StorageChain {
  public:
+  // Opens a level; the error is a sentence for the user.
   using Opener = std::function<expected<std::unique_ptr<Storage>, std::string>()>;
 
   struct LevelSpec {
@@ -42,19 +96,29 @@ class StorageChain {
   std::optional<std::string> get(const Key& key, const Validator& valid);
   // Returns the number of levels written.
   int put(const Key& key, std::string_view value);
+  // For a value the last get() of `key` returned that passed the validator but
+  // turned out unusable later (a result whose payload does not parse): counts
+  // it as corrupt on the level it came from instead of a hit, and removes it
+  // from that level (unless read-only) and from the faster levels get() wrote
+  // it back to, so that no later compilation fetches it again. Does nothing if
+  // the last get() did not return `key`.
+  void discard(const Key& key);
 
-  // Per-level counters: <level>_{hit,miss,read_error,read_timeout,write,write_error,
-  // write_timeout,corrupt,read_bytes,written_bytes,backfill}.
-  const util::Counters& counters() const { return m_counters; }
-  // One sentence per level that failed, naming the backend and the likely fix.
-  const std::vector<std::string>& problems() const { return m_problems; }
+  // Per-level counters (LevelEvent); only those that happened.
+  const LevelCounters& counters() const { return m_counters; }
+  // One counter; 0 if it did not happen.
+  int64_t count_of(std::string_view level, LevelEvent event) const;
+  // The levels that failed, in order, one problem each.
+  const std::vector<Problem>& failures() const { return m_failures; }
+  // failures() as sentences for the user (Problem::text()).
+  std::vector<std::string> problems() const;
   // Levels that timed out during this compilation.
   const std::vector<std::string>& timed_out() const { return m_timed_out; }
 
   size_t size() const { return m_levels.size(); }
   const std::string& level_name(size_t i) const { return m_levels[i].name; }
   bool level_read_only(size_t i) const { return m_levels[i].read_only; }
-  // Opens level i if needed; nullptr if it cannot be opened (see problems()).
+  // Opens level i if needed; nullptr if it cannot be opened (see failures()).
   Storage* level(size_t i);
 
  private:
@@ -68,12 +132,20 @@ class StorageChain {
     bool skip = false;
   };
 
-  void count(const Level& level, std::string_view what, int64_t n = 1);
-  void failed(Level& level, Failure f, std::string_view op);
+  // Where the value of the last successful get() came from.
+  struct LastHit {
+    Key key;
+    size_t level = 0;
+    std::vector<size_t> backfilled;  // faster levels it was written back to
+  };
+
+  void count(const Level& level, LevelEvent event, int64_t n = 1);
+  void failed(Level& level, Failure f, Operation op);
 
   std::vector<Level> m_levels;
-  util::Counters m_counters;
-  std::vector<std::string> m_problems;
+  std::optional<LastHit> m_last_hit;
+  LevelCounters m_counters;
+  std::vector<Problem> m_failures;
   std::vector<std::string> m_timed_out;
 };
 

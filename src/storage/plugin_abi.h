@@ -14,7 +14,7 @@
 extern "C" {
 #endif
 
-#define KILN_REMOTE_ABI_VERSION 2
+#define KILN_REMOTE_ABI_VERSION 3
 
 /* Status of every call; values match kiln::storage::Failure + 1. */
 enum {
@@ -29,6 +29,16 @@ enum {
  * valid only during the call. */
 typedef void (*kiln_remote_sink)(void* context, const char* data, size_t len);
 
+/* The last failure (version 3): a sentence for the user that names the entry,
+ * if at all, at byte key_at of message (KILN_REMOTE_NO_KEY: it does not), and
+ * the entry as the backend names it (a URL path, an object key) in key. */
+#define KILN_REMOTE_NO_KEY ((size_t)-1)
+struct kiln_remote_error {
+  const char* message;
+  const char* key;
+  size_t key_at;
+};
+
 struct kiln_remote_api {
   int abi_version;
   /* kind: "s3", "redis" or "http"; settings: "name=value" lines
@@ -41,8 +51,9 @@ struct kiln_remote_api {
   int (*put)(void* handle, const char* key, const char* data, size_t len);
   int (*exists)(void* handle, const char* key, int* found);
   int (*remove)(void* handle, const char* key);
-  /* The last failure as a sentence for the user; valid until the next call. */
-  const char* (*last_error)(void* handle);
+  /* Fills *out with the last failure; its strings are valid until the next
+   * call. */
+  void (*last_error)(void* handle, struct kiln_remote_error* out);
   void (*close)(void* handle);
 };
 

@@ -64,29 +64,37 @@ class PluginStorage : public Storage {
     return found != 0;
   }
 
-  std::string last_error() const override { return m_last_error; }
+  Error last_problem() const override { return m_last_error; }
 
  private:
   Failure failure(int status) {
-    if (status != KILN_REMOTE_NOT_FOUND) {
-      m_last_error = m_api->last_error(m_handle);
-    }
+    Failure f = Failure::error;
     switch (status) {
       case KILN_REMOTE_NOT_FOUND:
         return Failure::not_found;
       case KILN_REMOTE_TIMEOUT:
-        return Failure::timeout;
+        f = Failure::timeout;
+        break;
       case KILN_REMOTE_ACCESS_DENIED:
-        return Failure::access_denied;
+        f = Failure::access_denied;
+        break;
       default:
-        return Failure::error;
+        break;
     }
+    kiln_remote_error e{nullptr, nullptr, KILN_REMOTE_NO_KEY};
+    m_api->last_error(m_handle, &e);
+    m_last_error = Error::plain(f, e.message ? e.message : "");
+    if (e.key_at != KILN_REMOTE_NO_KEY && e.key_at <= m_last_error.message.size()) {
+      m_last_error.key = e.key ? e.key : "";
+      m_last_error.key_at = e.key_at;
+    }
+    return f;
   }
 
   const kiln_remote_api* m_api;
   void* m_handle;
   std::string m_name;
-  std::string m_last_error;
+  Error m_last_error;
 };
 
 // The plugins loaded by this process, per plugin file: each is opened once and

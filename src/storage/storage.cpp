@@ -16,6 +16,32 @@ std::string_view to_string(Failure f) {
   return "unknown";
 }
 
+Error Error::plain(Failure failure, std::string message) {
+  Error e;
+  e.failure = failure;
+  e.message = std::move(message);
+  return e;
+}
+
+Error Error::naming(Failure failure, std::string before, std::string key, std::string_view after) {
+  Error e;
+  e.failure = failure;
+  e.key_at = before.size();
+  e.message = std::move(before);
+  e.message += after;
+  e.key = std::move(key);
+  return e;
+}
+
+std::string Error::text(std::string_view stand_in) const {
+  if (key_at == std::string::npos || key_at > message.size()) {
+    return message;
+  }
+  std::string out = message;
+  out.insert(key_at, stand_in);
+  return out;
+}
+
 std::string Key::name() const {
   std::string out = digest.to_hex();
   out += kind == EntryKind::manifest ? 'M' : 'R';

@@ -17,6 +17,34 @@ enum class Failure { not_found, timeout, error, access_denied };
 
 std::string_view to_string(Failure f);
 
+// A failure of a level other than not_found, as values: what kind, what the
+// user should read, and the entry it was about, apart. Backends record one for
+// their last failure; the chain adds the level and the operation
+// (chain.hpp's Problem). The sentence is put together only where it is shown,
+// with the entry named (kiln --check-storage) or standing in as "<key>", so
+// that the same problem reads the same for every entry (warnings).
+struct Error {
+  Failure failure = Failure::error;
+  // What failed, on which backend, and the likely fix. When it names the
+  // entry, the entry goes at byte key_at.
+  std::string message;
+  // The entry as the backend names it ("ab/cd/abcd...R" in a URL or object
+  // key), or empty.
+  std::string key;
+  size_t key_at = std::string::npos;
+
+  // A sentence that names no entry.
+  static Error plain(Failure failure, std::string message);
+  // The sentence `before` + key + `after`.
+  static Error naming(Failure failure, std::string before, std::string key, std::string_view after);
+
+  bool empty() const { return message.empty(); }
+  // The sentence, with the entry in its place.
+  std::string text() const { return text(key); }
+  // The sentence with `stand_in` in place of the entry.
+  std::string text(std::string_view stand_in) const;
+};
+
 // What an entry holds; part of its key name and of its header.
 enum class EntryKind : uint8_t { result = 1, manifest = 2 };
 
@@ -53,9 +81,11 @@ class Storage {
   // Whether the key is stored, without transferring the value.
   virtual expected<bool, Failure> exists(const Key& key) = 0;
 
-  // A sentence for the user about the last failure other than not_found:
-  // what failed, on which backend, and the likely fix. Empty if none.
-  virtual std::string last_error() const { return {}; }
+  // The last failure other than not_found; empty() if none.
+  virtual Error last_problem() const { return {}; }
+  // last_problem() as a sentence for the user, naming the entry: what failed,
+  // on which backend, and the likely fix. Empty if none.
+  std::string last_error() const { return last_problem().text(); }
 };
 
 }  // namespace kiln::storage

@@ -68,6 +68,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 sys.path.insert(0, str(HERE))  # the harness's modules, beside this file
+import kilntest  # noqa: E402
 import remote_servers  # noqa: E402
 from jobs import init_worker, random_batches, run_jobs, table_jobs  # noqa: E402
 from mutations import MUTATIONS  # noqa: E402
@@ -135,6 +136,12 @@ def main(argv: list[str]) -> int:
     root = Path(args.workdir or tempfile.mkdtemp(prefix="kiln-differential-"))
     root.mkdir(parents=True, exist_ok=True)
     peers = [peer_for(args, t, root) for t in tools]
+    if kilntest.servers_required():
+        # CI must not pass with configurations silently left out.
+        if not have_redis():
+            sys.exit("redis-server is not installed (KILN_REQUIRE_SERVERS is set)")
+        if "gtest" not in available_projects():
+            sys.exit("googletest's sources are not installed (KILN_REQUIRE_SERVERS is set)")
     if not have_redis():
         print("redis-server is not installed: remote configurations are skipped")
     redis = None

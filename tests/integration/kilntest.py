@@ -278,6 +278,31 @@ class KilnTestCase(unittest.TestCase):
         return size, files
 
 
+def servers_required() -> bool:
+    """Whether KILN_REQUIRE_SERVERS is set (to anything but "" or "0"), as
+    .ci/run does: then a test that would skip because a server (moto_server,
+    redis-server, nginx) or a tool (cmake, ninja, a compiler, googletest,
+    libxxhash) is missing fails instead, so that CI cannot pass with whole
+    suites silently not run."""
+    return os.environ.get("KILN_REQUIRE_SERVERS", "") not in ("", "0")
+
+
+def skip_or_fail(test: unittest.TestCase, why: str) -> None:
+    """Skips `test` for a missing server or tool, or fails it when
+    KILN_REQUIRE_SERVERS is set."""
+    if servers_required():
+        test.fail(f"{why} (KILN_REQUIRE_SERVERS is set: missing servers and tools fail)")
+    test.skipTest(why)
+
+
+def missing_tool(why: str) -> Exception:
+    """What setUpClass raises for a missing server or tool: a skip, or a
+    failure of the class when KILN_REQUIRE_SERVERS is set."""
+    if servers_required():
+        return AssertionError(f"{why} (KILN_REQUIRE_SERVERS is set: missing servers and tools fail)")
+    return unittest.SkipTest(why)
+
+
 def check_entry_framing(data: bytes) -> str | None:
     """Checks the framing of a stored entry (docs/storage-layout.md) except the
     checksum; returns None if well-formed, else what is wrong."""
@@ -289,6 +314,29 @@ def check_entry_framing(data: bytes) -> str | None:
     if 24 + stored + 8 != len(data):
         return f"stored size {stored} does not match file size {len(data)}"
     return None
+
+
+def forge_entry(kind: str, payload: bytes) -> bytes | None:
+    """An uncompressed entry of `kind` ("R" or "M") around `payload`, framed
+    and checksummed as kiln writes them (docs/storage-layout.md): it passes
+    every check of the frame whatever the payload says. None when the
+    system's libxxhash (for XXH3-64) cannot be loaded."""
+    import ctypes
+    import ctypes.util
+    name = ctypes.util.find_library("xxhash")
+    if not name:
+        return None
+    try:
+        lib = ctypes.CDLL(name)
+        xxh3 = lib.XXH3_64bits
+    except (OSError, AttributeError):
+        return None
+    xxh3.restype = ctypes.c_uint64
+    xxh3.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    head = b"KLN1" + bytes([1, 1 if kind == "R" else 2, 0, 0])
+    head += struct.pack("<QQ", len(payload), len(payload))
+    body = head + payload
+    return body + struct.pack("<Q", xxh3(body, len(body)))
 
 
 def instantiate(namespace: dict, mixin: type, compilers: Sequence[str] | None = None) -> None:
@@ -319,5 +367,6 @@ def main() -> None:
 
 __all__ = [
     "COMPILERS", "KilnTestCase", "Run", "age_file", "check_entry_framing", "clean_env",
+    "forge_entry", "missing_tool", "servers_required", "skip_or_fail",
     "instantiate", "main", "read_bytes",
 ]

@@ -753,10 +753,20 @@ class RemoteTestCase(KilnTestCase):
 
 
 def skip_unless_servers(*programs: str):
-    """A decorator skipping a test class when a server program is missing."""
+    """A decorator skipping a test class when a server program is missing, or,
+    with KILN_REQUIRE_SERVERS set (kilntest.servers_required), failing each of
+    its tests instead."""
     import unittest
     missing = [p for p in programs if not find_program(p)]
-    return unittest.skipIf(bool(missing), f"not installed: {', '.join(missing)}")
+    why = f"not installed: {', '.join(missing)}"
+    if missing and kilntest.servers_required():
+        def fail_every_test(cls: type) -> type:
+            def setUp(self: unittest.TestCase) -> None:
+                kilntest.skip_or_fail(self, why)
+            cls.setUp = setUp
+            return cls
+        return fail_every_test
+    return unittest.skipIf(bool(missing), why)
 
 
 __all__ = [

@@ -107,7 +107,7 @@ class CMakeBuild:
         super().setUp()
         for tool in ("cmake", "ninja", "make"):
             if not shutil.which(tool):
-                self.skipTest(f"{tool} not installed")
+                kilntest.skip_or_fail(self, f"{tool} not installed")
         self.src = self.dir / "project"
         write_project(self.src)
         self.touched()
@@ -190,7 +190,7 @@ class BaseDir:
         super().setUp()
         for tool in ("cmake", "ninja"):
             if not shutil.which(tool):
-                self.skipTest(f"{tool} not installed")
+                kilntest.skip_or_fail(self, f"{tool} not installed")
         self.base = self.dir / "work"
         for c in ("checkout1", "checkout2"):
             write_project(self.base / c)

@@ -25,10 +25,10 @@ class GoogleTest(kilntest.KilnTestCase):
     def setUp(self):
         super().setUp()
         if not (GOOGLETEST / "CMakeLists.txt").exists():
-            self.skipTest(f"{GOOGLETEST} not installed")
+            kilntest.skip_or_fail(self, f"{GOOGLETEST} not installed")
         for tool in ("cmake", "ninja"):
             if not shutil.which(tool):
-                self.skipTest(f"{tool} not installed")
+                kilntest.skip_or_fail(self, f"{tool} not installed")
 
     def build(self, build: Path, launcher: bool, env=None) -> dict[str, int]:
         """Configures and builds; returns the change of hit/miss counters."""

@@ -89,7 +89,7 @@ class KilledMidBuild(RemoteTestCase):
         super().setUpClass()
         for tool in ("cmake", "ninja", "g++"):
             if not shutil.which(tool):
-                raise unittest_skip(f"{tool} not installed")
+                raise kilntest.missing_tool(f"{tool} not installed")
         cls._tmp = Path(tempfile.mkdtemp(prefix="kiln-it-KilledMidBuild-"))
         cls.project = cls._tmp / "project"
         write_project(cls.project)
@@ -174,7 +174,7 @@ class KilledMidBuild(RemoteTestCase):
 
     def test_redis_killed(self):
         if not find_program("redis-server"):
-            self.skipTest("redis-server not installed")
+            kilntest.skip_or_fail(self, "redis-server not installed")
         redis = self.start_redis()
         m = self.machine("a", storage="local,redis", **self.redis_env(redis.url()))
         stored, took = self.build_and_kill(m, redis.kill, redis.dbsize)
@@ -183,7 +183,7 @@ class KilledMidBuild(RemoteTestCase):
 
     def test_s3_killed(self):
         if not find_program("moto_server"):
-            self.skipTest("moto_server not installed")
+            kilntest.skip_or_fail(self, "moto_server not installed")
         moto = self.start_moto()  # its own: it is killed
         moto.create_bucket("kiln-build")
         m = self.machine("a", storage="local,s3", **self.s3_env(moto.endpoint, "kiln-build"))
@@ -191,11 +191,6 @@ class KilledMidBuild(RemoteTestCase):
                                            lambda: len(moto.objects("kiln-build")))
         self.assertFalse(moto.running)
         self.check_counters(m, "s3", stored)
-
-
-def unittest_skip(why: str):
-    import unittest
-    return unittest.SkipTest(why)
 
 
 if __name__ == "__main__":

@@ -182,8 +182,69 @@ class SharedMixin:
         self.assertTrue(self.remote_entries()[result[0]].startswith(b"KLN1"))
         self.assertIsNone(kilntest.check_entry_framing(self.remote_entries()[result[0]]))
 
+    def test_remote_value_that_does_not_parse_is_removed_from_the_remote(self):
+        """A remote result whose frame and checksum are good but whose payload
+        does not parse (only a bug or a forger writes one) is caught by replay,
+        after the chain has counted it a hit: it is counted as corrupt on the
+        remote level and removed there too, not only from the local level it
+        was backfilled to, so the next machine does not fetch it again."""
+        self.start_remote()
+        tree_a, tree_b = self.checkout("checkout-a"), self.checkout("checkout-b")
+        a, b = self.remote_machine("a"), self.remote_machine("b")
+        self.ok(self.compile_on(a, tree_a, "g++"))
+        result = [n for n in self.remote_entries() if n.endswith("R")]
+        self.assertEqual(len(result), 1)
+        # Result version 1, then a file count with no files behind it.
+        forged = kilntest.forge_entry("R", b"\x01\x00\x00\x00" + b"\x00" * 16 + b"\xff" * 4)
+        if forged is None:
+            kilntest.skip_or_fail(self, "libxxhash not found: cannot forge a checksummed entry")
+        self.overwrite_remote(result[0], forged)
+        removals = self.remote_removals()
+        r = self.ok(self.compile_on(b, tree_b, "g++"))
+        self.assertEqual(kilntest.read_bytes(tree_b / "main.o"),
+                         kilntest.read_bytes(tree_a / "main.o"))
+        cb, lb = self.counters(b), self.levels(b)
+        self.assertEqual(cb["corrupt_entry"], 1, (cb, r.describe()))
+        self.assertEqual(lb.get(f"{self.backend}_corrupt"), 1, (lb, r.describe()))
+        self.assertEqual(lb.get(f"{self.backend}_hit"), 1, lb)  # the manifest only
+        self.assertEqual(cb["miss"], 1, cb)
+        if removals is not None:
+            self.assertEqual(self.remote_removals() - removals, 1)
+        # The compile stored a good result again.
+        self.assertIsNone(kilntest.check_entry_framing(self.remote_entries()[result[0]]))
+        self.assertNotEqual(self.remote_entries()[result[0]], forged)
+
+    def test_remote_manifest_that_does_not_parse_is_removed_from_the_remote(self):
+        """The same for a manifest: counted as corrupt on the remote level and
+        removed there; the result is then found in preprocessor mode."""
+        self.start_remote()
+        tree_a, tree_b = self.checkout("checkout-a"), self.checkout("checkout-b")
+        a, b = self.remote_machine("a"), self.remote_machine("b")
+        self.ok(self.compile_on(a, tree_a, "g++"))
+        manifest = [n for n in self.remote_entries() if n.endswith("M")]
+        self.assertEqual(len(manifest), 1)
+        forged = kilntest.forge_entry("M", b"\x02\x00\x00\x00\xff\xff\xff\xff")
+        if forged is None:
+            kilntest.skip_or_fail(self, "libxxhash not found: cannot forge a checksummed entry")
+        self.overwrite_remote(manifest[0], forged)
+        removals = self.remote_removals()
+        r = self.ok(self.compile_on(b, tree_b, "g++"))
+        cb, lb = self.counters(b), self.levels(b)
+        self.assertEqual((cb["corrupt_entry"], cb["preprocessed_hit"]), (1, 1), (cb, r.describe()))
+        self.assertEqual(lb.get(f"{self.backend}_corrupt"), 1, (lb, r.describe()))
+        self.assertEqual(lb.get(f"{self.backend}_hit"), 1, lb)  # the result only
+        if removals is not None:
+            self.assertEqual(self.remote_removals() - removals, 1)
+        # A good manifest was stored again.
+        self.assertNotEqual(self.remote_entries()[manifest[0]], forged)
+
     def overwrite_remote(self, name: str, data: bytes) -> None:
         raise NotImplementedError
+
+    def remote_removals(self) -> int | None:
+        """How many entries the remote has been asked to remove so far; None
+        where the server cannot say."""
+        return None
 
 
 @skip_unless_servers("moto_server")
@@ -299,6 +360,11 @@ class RedisShared(SharedMixin, RemoteTestCase):
 
     def overwrite_remote(self, name: str, data: bytes) -> None:
         self.redis.set(self.prefix + name, data)
+
+    def remote_removals(self) -> int | None:
+        stats = self.redis.command("INFO", "commandstats").decode()
+        m = re.search(r"^cmdstat_del:calls=(\d+)", stats, re.M)
+        return int(m.group(1)) if m else 0
 
 
     def test_expiration_sets_a_ttl(self):

@@ -140,6 +140,16 @@ TEST_F(HttpStorageTest, ForbiddenWriteIsAccessDenied) {
   EXPECT_EQ(storage.put(key, "value").error(), Failure::access_denied);
   EXPECT_NE(storage.last_error().find("PUT"), std::string::npos) << storage.last_error();
   EXPECT_NE(storage.last_error().find("HTTP 403"), std::string::npos) << storage.last_error();
+  // The entry is kept apart from the sentence, which names it only when shown.
+  Error e = storage.last_problem();
+  EXPECT_EQ(e.failure, Failure::access_denied);
+  EXPECT_EQ(e.key, key.relative_path());
+  EXPECT_EQ(e.text(), "HTTP storage: PUT " + storage.url_of(key) + " returned HTTP 403" +
+                          "; check the bearer token and the server's access rules");
+  EXPECT_EQ(e.text("<key>"), "HTTP storage: PUT " + m_nginx->url() +
+                                 "/protected/<key> returned HTTP 403" +
+                                 "; check the bearer token and the server's access rules");
+  EXPECT_EQ(e.message.find(key.name()), std::string::npos) << e.message;
   // Reads are allowed there.
   EXPECT_EQ(storage.get(key).error(), Failure::not_found);
 }

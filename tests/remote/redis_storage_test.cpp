@@ -40,6 +40,26 @@ std::string tcp_url(int port, std::string_view userinfo = "", std::string_view p
   return url + "127.0.0.1:" + std::to_string(port) + std::string(path);
 }
 
+// --- Error replies -------------------------------------------------------
+
+TEST(RedisErrorReplyTest, ClassifiedOnceFromTheReply) {
+  EXPECT_EQ(classify_redis_error("ERR unknown command 'GETEX', with args beginning with: 'k' "),
+            RedisErrorReply::unknown_command);
+  EXPECT_EQ(classify_redis_error("ERR unknown command `GETEX`, with args beginning with: "),
+            RedisErrorReply::unknown_command);
+  EXPECT_EQ(classify_redis_error("WRONGPASS invalid username-password pair or user is disabled."),
+            RedisErrorReply::wrong_password);
+  EXPECT_EQ(classify_redis_error("ERR invalid password"), RedisErrorReply::wrong_password);
+  EXPECT_EQ(classify_redis_error("NOAUTH Authentication required."), RedisErrorReply::no_auth);
+  EXPECT_EQ(classify_redis_error("NOPERM this user has no permissions to run the 'set' command"),
+            RedisErrorReply::no_permission);
+  EXPECT_EQ(classify_redis_error("ERR DB index is out of range"), RedisErrorReply::other);
+  // Only the server's reply is classified: a message that merely mentions
+  // the words elsewhere is not an unknown command.
+  EXPECT_EQ(classify_redis_error("OOM command not allowed (unknown command?)"),
+            RedisErrorReply::other);
+}
+
 // --- Against a real redis-server -----------------------------------------
 
 class RedisStorageTest : public ::testing::Test {

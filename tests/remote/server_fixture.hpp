@@ -59,12 +59,18 @@ class ChildProcess {
   bool m_reaped = false;
 };
 
+// Whether KILN_REQUIRE_SERVERS is set (to anything but "" or "0"), as .ci/run
+// does: then a server that is not installed fails its tests instead of
+// skipping them (start() leaves *missing false and says so in *why), so that
+// CI cannot pass with whole suites silently not run.
+bool servers_required();
+
 // moto_server (S3, IAM, STS) on a free loopback port, started in a temporary
 // directory and stopped on destruction.
 class MotoServer {
  public:
   // nullptr and *why set when it cannot start; *missing is set when moto_server
-  // is not installed at all.
+  // is not installed at all (unless servers_required()).
   static std::unique_ptr<MotoServer> start(std::string* why, bool* missing);
 
   int port() const { return m_port; }
@@ -93,6 +99,7 @@ class MotoServer {
 // into root(); "/protected/" refuses writes with 403.
 class NginxServer {
  public:
+  // As MotoServer::start.
   static std::unique_ptr<NginxServer> start(std::string* why, bool* missing);
 
   int port() const { return m_port; }

@@ -53,6 +53,15 @@ std::string HttpStorage::url_of(const Key& key) const {
   return m_base_url + "/" + key.relative_path();
 }
 
+Failure HttpStorage::fail(Error e) {
+  m_error = std::move(e);
+  return m_error.failure;
+}
+
+std::string HttpStorage::shown_prefix() const {
+  return redacted(m_base_url) + "/";
+}
+
 std::vector<std::string> HttpStorage::request_headers() const {
   std::vector<std::string> headers;
   if (!m_settings.bearer_token.empty()) {
@@ -76,39 +85,38 @@ expected<net::HttpResponse, Failure> HttpStorage::send(std::string_view method, 
     return std::move(*response);
   }
   const net::HttpError& e = response.error();
-  std::string where = std::string(method) + " " + redacted(request.url);
+  std::string where = "HTTP storage: " + std::string(method) + " " + shown_prefix();
   switch (e.kind) {
     case net::TransportError::timeout:
-      m_last_error = "HTTP storage: " + where + " timed out (" + e.message +
-                     "); the server is slow or unreachable";
-      return unexpected(Failure::timeout);
+      return unexpected(
+          fail(Error::naming(Failure::timeout, where, key.relative_path(),
+                             " timed out (" + e.message + "); the server is slow or unreachable")));
     case net::TransportError::cannot_connect:
-      m_last_error = "HTTP storage: cannot connect to " + redacted(m_base_url) + " (" + e.message +
-                     "); check the URL and that the server is running";
-      return unexpected(Failure::error);
+      return unexpected(fail(Error::plain(
+          Failure::error, "HTTP storage: cannot connect to " + redacted(m_base_url) + " (" +
+                              e.message + "); check the URL and that the server is running")));
     case net::TransportError::response_too_large:
     case net::TransportError::malformed_response:
     case net::TransportError::other:
       break;
   }
-  m_last_error = "HTTP storage: " + where + " failed: " + e.message;
-  return unexpected(Failure::error);
+  return unexpected(
+      fail(Error::naming(Failure::error, where, key.relative_path(), " failed: " + e.message)));
 }
 
 Failure HttpStorage::status_failure(std::string_view method, const Key& key,
                                     const net::HttpResponse& response) {
-  m_last_error = "HTTP storage: " + std::string(method) + " " + redacted(url_of(key)) +
-                 " returned HTTP " + std::to_string(response.status) + hint_for(response.status);
-  if (response.status == 401 || response.status == 403) {
-    return Failure::access_denied;
-  }
-  return Failure::error;
+  const bool denied = response.status == 401 || response.status == 403;
+  return fail(Error::naming(
+      denied ? Failure::access_denied : Failure::error,
+      "HTTP storage: " + std::string(method) + " " + shown_prefix(), key.relative_path(),
+      " returned HTTP " + std::to_string(response.status) + hint_for(response.status)));
 }
 
 Failure HttpStorage::read_only_failure(std::string_view method) {
-  m_last_error = "HTTP storage at " + redacted(m_base_url) + " is read-only; " +
-                 std::string(method) + " not sent";
-  return Failure::error;
+  return fail(Error::plain(Failure::error, "HTTP storage at " + redacted(m_base_url) +
+                                               " is read-only; " + std::string(method) +
+                                               " not sent"));
 }
 
 expected<std::string, Failure> HttpStorage::get(const Key& key) {

@@ -38,7 +38,7 @@ class HttpStorage : public Storage {
   expected<void, Failure> put(const Key& key, std::string_view value) override;
   expected<void, Failure> remove(const Key& key) override;
   expected<bool, Failure> exists(const Key& key) override;
-  std::string last_error() const override { return m_last_error; }
+  Error last_problem() const override { return m_error; }
 
   // The URL of a key's object.
   std::string url_of(const Key& key) const;
@@ -52,11 +52,15 @@ class HttpStorage : public Storage {
   Failure status_failure(std::string_view method, const Key& key,
                          const net::HttpResponse& response);
   Failure read_only_failure(std::string_view method);
+  // Records `e` as the last failure; returns its kind.
+  Failure fail(Error e);
+  // The start of the URL of every key: <url>/, without user info.
+  std::string shown_prefix() const;
 
   HttpSettings m_settings;
   std::string m_base_url;  // without trailing slashes
   std::unique_ptr<net::HttpClient> m_client;
-  std::string m_last_error;
+  Error m_error;
 };
 
 }  // namespace kiln::storage

@@ -29,13 +29,14 @@
 
 namespace {
 
+using kiln::storage::Error;
 using kiln::storage::Failure;
 using kiln::storage::Key;
 using kiln::storage::Storage;
 
 struct Handle {
   std::unique_ptr<Storage> storage;
-  std::string error;
+  Error error;
 };
 
 int status_of(Failure f) {
@@ -86,19 +87,19 @@ int guarded(void* handle, const char* key_name, F&& f) {
   auto* h = static_cast<Handle*>(handle);
   auto key = Key::parse(key_name ? key_name : "");
   if (!key) {
-    h->error = "invalid key name";
+    h->error = Error::plain(Failure::error, "invalid key name");
     return KILN_REMOTE_ERROR;
   }
   try {
     int status = f(*h->storage, *key);
     if (status != KILN_REMOTE_OK && status != KILN_REMOTE_NOT_FOUND) {
-      h->error = h->storage->last_error();
+      h->error = h->storage->last_problem();
     }
     return status;
   } catch (const std::exception& e) {
-    h->error = e.what();
+    h->error = Error::plain(Failure::error, e.what());
   } catch (...) {
-    h->error = "unknown error in the remote-storage plugin";
+    h->error = Error::plain(Failure::error, "unknown error in the remote-storage plugin");
   }
   return KILN_REMOTE_ERROR;
 }
@@ -136,8 +137,11 @@ int remove_remote(void* handle, const char* key) {
   });
 }
 
-const char* last_error_remote(void* handle) {
-  return static_cast<Handle*>(handle)->error.c_str();
+void last_error_remote(void* handle, kiln_remote_error* out) {
+  const Error& e = static_cast<Handle*>(handle)->error;
+  out->message = e.message.c_str();
+  out->key = e.key.c_str();
+  out->key_at = e.key_at == std::string::npos ? KILN_REMOTE_NO_KEY : e.key_at;
 }
 
 void close_remote(void* handle) {

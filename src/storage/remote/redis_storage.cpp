@@ -109,6 +109,23 @@ class SigpipeGuard {
 
 }  // namespace
 
+RedisErrorReply classify_redis_error(std::string_view message) {
+  if (message.starts_with("WRONGPASS") || contains(message, "invalid password") ||
+      contains(message, "invalid username-password")) {
+    return RedisErrorReply::wrong_password;
+  }
+  if (message.starts_with("NOAUTH")) {
+    return RedisErrorReply::no_auth;
+  }
+  if (message.starts_with("NOPERM")) {
+    return RedisErrorReply::no_permission;
+  }
+  if (message.starts_with("ERR unknown command")) {
+    return RedisErrorReply::unknown_command;
+  }
+  return RedisErrorReply::other;
+}
+
 void RedisStorage::ReplyDeleter::operator()(redisReply* reply) const {
   freeReplyObject(reply);
 }
@@ -120,6 +137,11 @@ RedisStorage::RedisStorage(RedisSettings settings)
 
 RedisStorage::~RedisStorage() {
   disconnect();
+}
+
+Failure RedisStorage::fail(Failure failure, std::string message) {
+  m_error = Error::plain(failure, std::move(message));
+  return failure;
 }
 
 std::string RedisStorage::redis_key(const Key& key) const {
@@ -138,9 +160,8 @@ expected<void, Failure> RedisStorage::connect() {
     return {};
   }
   if (!m_endpoint) {
-    m_last_error =
-        "invalid Redis URL: " + m_endpoint.error() + " (" + std::string(k_fix_endpoint) + ")";
-    return unexpected(Failure::error);
+    return unexpected(fail(Failure::error, "invalid Redis URL: " + m_endpoint.error() + " (" +
+                                               std::string(k_fix_endpoint) + ")"));
   }
   const RedisEndpoint& endpoint = *m_endpoint;
   const int connect_ms = m_settings.common.connect_timeout_ms;
@@ -163,20 +184,19 @@ expected<void, Failure> RedisStorage::connect() {
       redisFree(context);
     }
     if (timed_out) {
-      m_last_error = "timed out after " + std::to_string(connect_ms) +
-                     " ms connecting to Redis at " + m_where + " (" + std::string(k_fix_endpoint) +
-                     " and that the server is reachable)";
-      return unexpected(Failure::timeout);
+      return unexpected(fail(Failure::timeout, "timed out after " + std::to_string(connect_ms) +
+                                                   " ms connecting to Redis at " + m_where + " (" +
+                                                   std::string(k_fix_endpoint) +
+                                                   " and that the server is reachable)"));
     }
-    m_last_error = "cannot connect to Redis at " + m_where + ": " + reason + " (" +
-                   std::string(k_fix_endpoint) + ")";
-    return unexpected(Failure::error);
+    return unexpected(fail(Failure::error, "cannot connect to Redis at " + m_where + ": " + reason +
+                                               " (" + std::string(k_fix_endpoint) + ")"));
   }
   const int request_ms = m_settings.common.request_timeout_ms;
   if (request_ms > 0 && redisSetTimeout(context, to_timeval(request_ms)) != REDIS_OK) {
-    m_last_error = "cannot set the request timeout on the connection to Redis at " + m_where;
     redisFree(context);
-    return unexpected(Failure::error);
+    return unexpected(fail(
+        Failure::error, "cannot set the request timeout on the connection to Redis at " + m_where));
   }
   m_context = context;
   m_replies_on_connection = 0;
@@ -188,25 +208,25 @@ expected<void, Failure> RedisStorage::connect() {
                      : command_once({"AUTH", endpoint.user, endpoint.password}, &retryable);
     if (!reply) {
       disconnect();
-      return unexpected(reply.error());
+      return unexpected(reply.error().failure);
     }
   }
   if (endpoint.db != 0) {
     auto reply = command_once({"SELECT", std::to_string(endpoint.db)}, &retryable);
     if (!reply) {
       disconnect();
-      return unexpected(reply.error());
+      return unexpected(reply.error().failure);
     }
   }
   return {};
 }
 
-expected<RedisStorage::Reply, Failure> RedisStorage::command(
+expected<RedisStorage::Reply, RedisStorage::CommandError> RedisStorage::command(
     std::initializer_list<std::string_view> args) {
   for (int attempt = 0;; ++attempt) {
     auto connected = connect();
     if (!connected) {
-      return unexpected(connected.error());
+      return unexpected(CommandError{connected.error(), std::nullopt});
     }
     bool retryable = false;
     auto reply = command_once(args, &retryable);
@@ -216,7 +236,7 @@ expected<RedisStorage::Reply, Failure> RedisStorage::command(
   }
 }
 
-expected<RedisStorage::Reply, Failure> RedisStorage::command_once(
+expected<RedisStorage::Reply, RedisStorage::CommandError> RedisStorage::command_once(
     std::initializer_list<std::string_view> args, bool* retryable) {
   std::vector<const char*> argv;
   std::vector<size_t> lengths;
@@ -245,7 +265,7 @@ expected<RedisStorage::Reply, Failure> RedisStorage::command_once(
     *retryable = m_replies_on_connection > 0 &&
                  (err == REDIS_ERR_EOF ||
                   (err == REDIS_ERR_IO && (saved_errno == ECONNRESET || saved_errno == EPIPE)));
-    return unexpected(connection_failure(name, saved_errno));
+    return unexpected(CommandError{connection_failure(name, saved_errno), std::nullopt});
   }
   ++m_replies_on_connection;
   Reply reply(raw);
@@ -255,36 +275,40 @@ expected<RedisStorage::Reply, Failure> RedisStorage::command_once(
   return reply;
 }
 
-Failure RedisStorage::error_reply(std::string_view command, std::string_view message) {
+RedisStorage::CommandError RedisStorage::error_reply(std::string_view command,
+                                                     std::string_view message) {
+  const RedisErrorReply kind = classify_redis_error(message);
   const std::string server = "Redis at " + m_where;
   const std::string said = "\"" + std::string(message) + "\"";
   const RedisEndpoint& endpoint = *m_endpoint;
-  if (command == "AUTH" || message.starts_with("WRONGPASS") ||
-      contains(message, "invalid password") || contains(message, "invalid username-password")) {
-    m_last_error = server + " rejected the password (" + said +
-                   "; check the user and password in KILN_REDIS_ENDPOINT)";
-    return Failure::access_denied;
+  auto failed = [&](Failure failure, std::string text) {
+    return CommandError{fail(failure, std::move(text)), kind};
+  };
+  if (command == "AUTH" || kind == RedisErrorReply::wrong_password) {
+    return failed(Failure::access_denied,
+                  server + " rejected the password (" + said +
+                      "; check the user and password in KILN_REDIS_ENDPOINT)");
   }
-  if (message.starts_with("NOAUTH")) {
-    m_last_error = endpoint.password.empty()
-                       ? server + " requires a password (" + said +
-                             "; give it in KILN_REDIS_ENDPOINT as redis://:password@host:port)"
-                       : server + " rejected the password (" + said +
-                             "; check the password in KILN_REDIS_ENDPOINT)";
-    return Failure::access_denied;
+  if (kind == RedisErrorReply::no_auth) {
+    return failed(Failure::access_denied,
+                  endpoint.password.empty()
+                      ? server + " requires a password (" + said +
+                            "; give it in KILN_REDIS_ENDPOINT as redis://:password@host:port)"
+                      : server + " rejected the password (" + said +
+                            "; check the password in KILN_REDIS_ENDPOINT)");
   }
-  if (message.starts_with("NOPERM")) {
-    m_last_error = server + " denied " + std::string(command) + " (" + said +
-                   "; check the ACL of the user in KILN_REDIS_ENDPOINT)";
-    return Failure::access_denied;
+  if (kind == RedisErrorReply::no_permission) {
+    return failed(Failure::access_denied,
+                  server + " denied " + std::string(command) + " (" + said +
+                      "; check the ACL of the user in KILN_REDIS_ENDPOINT)");
   }
   if (command == "SELECT") {
-    m_last_error = server + " rejected SELECT " + std::to_string(endpoint.db) + " (" + said +
-                   "; check the database number in KILN_REDIS_ENDPOINT)";
-    return Failure::error;
+    return failed(Failure::error, server + " rejected SELECT " + std::to_string(endpoint.db) +
+                                      " (" + said +
+                                      "; check the database number in KILN_REDIS_ENDPOINT)");
   }
-  m_last_error = server + " answered " + std::string(command) + " with an error: " + said;
-  return Failure::error;
+  return failed(Failure::error,
+                server + " answered " + std::string(command) + " with an error: " + said);
 }
 
 Failure RedisStorage::connection_failure(std::string_view doing, int saved_errno) {
@@ -292,34 +316,32 @@ Failure RedisStorage::connection_failure(std::string_view doing, int saved_errno
   const std::string reason = m_context->errstr;
   disconnect();
   if (is_timeout(err, reason, saved_errno)) {
-    m_last_error = "Redis at " + m_where + " did not answer " + std::string(doing) + " within " +
-                   std::to_string(m_settings.common.request_timeout_ms) +
-                   " ms (timed out; check that the server is up and not overloaded)";
-    return Failure::timeout;
+    return fail(Failure::timeout,
+                "Redis at " + m_where + " did not answer " + std::string(doing) + " within " +
+                    std::to_string(m_settings.common.request_timeout_ms) +
+                    " ms (timed out; check that the server is up and not overloaded)");
   }
   if (err == REDIS_ERR_PROTOCOL) {
-    m_last_error = "Redis at " + m_where + " sent a malformed reply to " + std::string(doing) +
-                   " (" + reason + "; is KILN_REDIS_ENDPOINT a Redis server?)";
-    return Failure::error;
+    return fail(Failure::error, "Redis at " + m_where + " sent a malformed reply to " +
+                                    std::string(doing) + " (" + reason +
+                                    "; is KILN_REDIS_ENDPOINT a Redis server?)");
   }
-  m_last_error = "lost the connection to Redis at " + m_where + " during " + std::string(doing) +
-                 " (" + reason + ")";
-  return Failure::error;
+  return fail(Failure::error, "lost the connection to Redis at " + m_where + " during " +
+                                  std::string(doing) + " (" + reason + ")");
 }
 
 Failure RedisStorage::unexpected_reply(std::string_view command, const redisReply& reply) {
-  m_last_error = "Redis at " + m_where + " answered " + std::string(command) +
-                 " with an unexpected " + std::string(type_name(reply.type)) +
-                 " reply (is KILN_REDIS_ENDPOINT a Redis server?)";
   // The two ends may no longer agree on where a reply starts.
   disconnect();
-  return Failure::error;
+  return fail(Failure::error, "Redis at " + m_where + " answered " + std::string(command) +
+                                  " with an unexpected " + std::string(type_name(reply.type)) +
+                                  " reply (is KILN_REDIS_ENDPOINT a Redis server?)");
 }
 
 Failure RedisStorage::refuse_write(std::string_view command) {
-  m_last_error = "the Redis storage at " + m_where + " is read-only (read_only = true): no " +
-                 std::string(command) + " sent";
-  return Failure::error;
+  return fail(Failure::error, "the Redis storage at " + m_where +
+                                  " is read-only (read_only = true): no " + std::string(command) +
+                                  " sent");
 }
 
 expected<std::string, Failure> RedisStorage::get(const Key& key) {
@@ -336,14 +358,14 @@ expected<void, Failure> RedisStorage::get_to(const Key& key, const Sink& sink) {
   const bool refresh = m_settings.expiration_s > 0 && !m_settings.common.read_only;
   const std::string ttl = std::to_string(m_settings.expiration_s);
   const char* name = "GET";
-  expected<Reply, Failure> reply = unexpected(Failure::error);
+  expected<Reply, CommandError> reply = unexpected(CommandError{});
   if (refresh && m_have_getex) {
     name = "GETEX";
-    std::string previous_error = m_last_error;
+    Error previous_error = m_error;
     reply = command({"GETEX", redis_key, "EX", ttl});
-    if (!reply && contains(m_last_error, "unknown command")) {
+    if (!reply && reply.error().reply == RedisErrorReply::unknown_command) {
       m_have_getex = false;  // Redis < 6.2 (or GETEX renamed away): GET + EXPIRE
-      m_last_error = std::move(previous_error);
+      m_error = std::move(previous_error);
     }
   }
   if (!refresh || !m_have_getex) {
@@ -351,7 +373,7 @@ expected<void, Failure> RedisStorage::get_to(const Key& key, const Sink& sink) {
     reply = command({"GET", redis_key});
   }
   if (!reply) {
-    return unexpected(reply.error());
+    return unexpected(reply.error().failure);
   }
   if ((*reply)->type == REDIS_REPLY_NIL) {
     return unexpected(Failure::not_found);
@@ -377,7 +399,7 @@ expected<void, Failure> RedisStorage::put(const Key& key, std::string_view value
           ? command({"SET", redis_key, value, "EX", std::to_string(m_settings.expiration_s)})
           : command({"SET", redis_key, value});
   if (!reply) {
-    return unexpected(reply.error());
+    return unexpected(reply.error().failure);
   }
   if ((*reply)->type != REDIS_REPLY_STATUS) {
     return unexpected(unexpected_reply("SET", **reply));
@@ -391,7 +413,7 @@ expected<void, Failure> RedisStorage::remove(const Key& key) {
   }
   auto reply = command({"DEL", redis_key(key)});
   if (!reply) {
-    return unexpected(reply.error());
+    return unexpected(reply.error().failure);
   }
   if ((*reply)->type != REDIS_REPLY_INTEGER) {
     return unexpected(unexpected_reply("DEL", **reply));
@@ -405,7 +427,7 @@ expected<void, Failure> RedisStorage::remove(const Key& key) {
 expected<bool, Failure> RedisStorage::exists(const Key& key) {
   auto reply = command({"EXISTS", redis_key(key)});
   if (!reply) {
-    return unexpected(reply.error());
+    return unexpected(reply.error().failure);
   }
   if ((*reply)->type != REDIS_REPLY_INTEGER) {
     return unexpected(unexpected_reply("EXISTS", **reply));

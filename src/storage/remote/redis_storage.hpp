@@ -2,6 +2,7 @@
 
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -15,6 +16,19 @@ struct redisContext;
 struct redisReply;
 
 namespace kiln::storage {
+
+// What an error reply of a Redis server says, classified once from its text
+// where the reply arrives (WRONGPASS, NOAUTH, NOPERM prefixes; "ERR unknown
+// command"), so that callers act on a value.
+enum class RedisErrorReply {
+  wrong_password,   // WRONGPASS, "invalid password", "invalid username-password"
+  no_auth,          // NOAUTH: the server wants a password
+  no_permission,    // NOPERM: the ACL denies the command
+  unknown_command,  // ERR unknown command (a server without GETEX, a renamed command)
+  other,
+};
+
+RedisErrorReply classify_redis_error(std::string_view message);
 
 // The Redis level of the cache, over one blocking hiredis connection.
 //
@@ -62,7 +76,7 @@ class RedisStorage : public Storage {
   expected<void, Failure> put(const Key& key, std::string_view value) override;
   expected<void, Failure> remove(const Key& key) override;
   expected<bool, Failure> exists(const Key& key) override;
-  std::string last_error() const override { return m_last_error; }
+  Error last_problem() const override { return m_error; }
 
   // The Redis key an entry is stored under: key_prefix + key.name().
   std::string redis_key(const Key& key) const;
@@ -73,22 +87,31 @@ class RedisStorage : public Storage {
   };
   using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
 
+  // Why a command got no usable reply: the Failure, and for an error reply
+  // what the server said.
+  struct CommandError {
+    Failure failure = Failure::error;
+    std::optional<RedisErrorReply> reply;  // empty: no error reply (I/O, protocol)
+  };
+
   // Connects, logs in and selects the database unless already connected.
   expected<void, Failure> connect();
   // Sends one command and reads its reply, connecting first if needed. An
   // error reply is returned as a failure (see error_reply); any other reply
   // is the caller's to check.
-  expected<Reply, Failure> command(std::initializer_list<std::string_view> args);
+  expected<Reply, CommandError> command(std::initializer_list<std::string_view> args);
   // One attempt of command() on the current connection.
-  expected<Reply, Failure> command_once(std::initializer_list<std::string_view> args,
-                                        bool* retryable);
-  // Maps an error reply ("-WRONGPASS ...") to a Failure and sets m_last_error.
-  Failure error_reply(std::string_view command, std::string_view message);
-  // Maps an I/O or protocol error of the connection to a Failure, sets
-  // m_last_error and drops the connection.
+  expected<Reply, CommandError> command_once(std::initializer_list<std::string_view> args,
+                                             bool* retryable);
+  // Classifies an error reply ("-WRONGPASS ...") and records it as m_error.
+  CommandError error_reply(std::string_view command, std::string_view message);
+  // Maps an I/O or protocol error of the connection to a Failure, records it
+  // as m_error and drops the connection.
   Failure connection_failure(std::string_view doing, int saved_errno);
   Failure unexpected_reply(std::string_view command, const redisReply& reply);
   Failure refuse_write(std::string_view command);
+  // Records a failure (the messages of this backend never name an entry).
+  Failure fail(Failure failure, std::string message);
   void disconnect();
 
   RedisSettings m_settings;
@@ -97,7 +120,7 @@ class RedisStorage : public Storage {
   redisContext* m_context = nullptr;
   int m_replies_on_connection = 0;
   bool m_have_getex = true;  // cleared when the server does not know GETEX
-  std::string m_last_error;
+  Error m_error;
 };
 
 }  // namespace kiln::storage

@@ -84,7 +84,17 @@ std::string S3Storage::object_url(const Key& key) const {
 }
 
 Failure S3Storage::fail(Failure failure, std::string message) {
-  m_last_error = std::move(message);
+  m_error = Error::plain(failure, std::move(message));
+  return failure;
+}
+
+Failure S3Storage::fail(Failure failure, std::string_view before, const Key& key,
+                        std::string_view after) {
+  std::string where = std::string(before) + "s3://" + m_settings.bucket + "/";
+  if (!m_prefix.empty()) {
+    where += m_prefix + "/";
+  }
+  m_error = Error::naming(failure, std::move(where), key.relative_path(), after);
   return failure;
 }
 
@@ -95,12 +105,10 @@ expected<net::HttpResponse, Failure> S3Storage::send(std::string_view method, co
     return unexpected(fail(creds.error().failure, creds.error().message));
   }
   m_used = *creds;
-  std::string where = "s3://" + m_settings.bucket + "/" + object_key(key);
   if (m_used.anonymous() && (method == "PUT" || method == "DELETE")) {
-    return unexpected(
-        fail(Failure::access_denied, "S3: cannot " + std::string(method) + " " + where +
-                                         " without credentials (" + m_used.source +
-                                         "); provide credentials or make the S3 level read-only"));
+    return unexpected(fail(Failure::access_denied, "S3: cannot " + std::string(method) + " ", key,
+                           " without credentials (" + m_used.source +
+                               "); provide credentials or make the S3 level read-only"));
   }
 
   net::HttpRequest request;
@@ -132,8 +140,8 @@ expected<net::HttpResponse, Failure> S3Storage::send(std::string_view method, co
   std::string endpoint = m_scheme + "://" + m_endpoint;
   switch (e.kind) {
     case net::TransportError::timeout:
-      return unexpected(fail(Failure::timeout, "S3: " + std::string(method) + " " + where + " at " +
-                                                   endpoint + " timed out (" + e.message + ")"));
+      return unexpected(fail(Failure::timeout, "S3: " + std::string(method) + " ", key,
+                             " at " + endpoint + " timed out (" + e.message + ")"));
     case net::TransportError::cannot_connect:
       return unexpected(fail(Failure::error, "cannot connect to S3 endpoint " + endpoint + " (" +
                                                  e.message +
@@ -143,8 +151,8 @@ expected<net::HttpResponse, Failure> S3Storage::send(std::string_view method, co
     case net::TransportError::other:
       break;
   }
-  return unexpected(fail(Failure::error, "S3: " + std::string(method) + " " + where + " at " +
-                                             endpoint + " failed: " + e.message));
+  return unexpected(fail(Failure::error, "S3: " + std::string(method) + " ", key,
+                         " at " + endpoint + " failed: " + e.message));
 }
 
 Failure S3Storage::status_failure(std::string_view method, const Key& key,
@@ -152,10 +160,11 @@ Failure S3Storage::status_failure(std::string_view method, const Key& key,
   std::string code = aws_xml_value(response.body, "Code").value_or("");
   std::string message = aws_xml_value(response.body, "Message").value_or("");
   std::string endpoint = m_scheme + "://" + m_endpoint;
-  std::string what = "S3: " + std::string(method) + " s3://" + m_settings.bucket + "/" +
-                     object_key(key) + " at " + endpoint + " returned HTTP " +
-                     std::to_string(response.status) + (code.empty() ? "" : " " + code) +
-                     (message.empty() ? "" : " (" + message + ")");
+  // "S3: GET s3://<bucket>/<object> at <endpoint> returned HTTP ...", around the key.
+  const std::string before = "S3: " + std::string(method) + " ";
+  const std::string what = " at " + endpoint + " returned HTTP " + std::to_string(response.status) +
+                           (code.empty() ? "" : " " + code) +
+                           (message.empty() ? "" : " (" + message + ")");
 
   if (code == "NoSuchBucket") {
     return fail(Failure::error, "S3 bucket '" + m_settings.bucket + "' does not exist at " +
@@ -167,9 +176,10 @@ Failure S3Storage::status_failure(std::string_view method, const Key& key,
   }
   if (code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" ||
       ((response.status == 301 || response.status == 307) && region)) {
-    return fail(Failure::error, what + "; the bucket '" + m_settings.bucket + "' is in region " +
-                                    region.value_or("(unknown)") + ", not " + m_settings.region +
-                                    " (check KILN_S3_REGION)");
+    return fail(Failure::error, before, key,
+                what + "; the bucket '" + m_settings.bucket + "' is in region " +
+                    region.value_or("(unknown)") + ", not " + m_settings.region +
+                    " (check KILN_S3_REGION)");
   }
   if (response.status == 401 || response.status == 403) {
     std::string fix;
@@ -191,10 +201,10 @@ Failure S3Storage::status_failure(std::string_view method, const Key& key,
             " permission on bucket '" + m_settings.bucket +
             "' (IAM or bucket policy), or the keys or session token are wrong or expired";
     }
-    return fail(Failure::access_denied,
+    return fail(Failure::access_denied, before, key,
                 what + " with credentials from " + m_used.source + ": " + fix);
   }
-  return fail(Failure::error, what);
+  return fail(Failure::error, before, key, what);
 }
 
 expected<std::string, Failure> S3Storage::get(const Key& key) {

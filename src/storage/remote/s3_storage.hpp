@@ -45,7 +45,7 @@ class S3Storage : public Storage {
   expected<void, Failure> put(const Key& key, std::string_view value) override;
   expected<void, Failure> remove(const Key& key) override;
   expected<bool, Failure> exists(const Key& key) override;
-  std::string last_error() const override { return m_last_error; }
+  Error last_problem() const override { return m_error; }
 
   // The object key of `key` in the bucket.
   std::string object_key(const Key& key) const;
@@ -60,7 +60,11 @@ class S3Storage : public Storage {
   // Records and classifies a response with an unexpected status.
   Failure status_failure(std::string_view method, const Key& key,
                          const net::HttpResponse& response);
+  // Records a failure that names no entry; returns `failure`.
   Failure fail(Failure failure, std::string message);
+  // Records a failure whose message names `key`'s object: before +
+  // "s3://<bucket>/<prefix>/" + the key's path + after.
+  Failure fail(Failure failure, std::string_view before, const Key& key, std::string_view after);
 
   S3Settings m_settings;
   const util::Clock& m_clock;
@@ -70,7 +74,7 @@ class S3Storage : public Storage {
   CredentialsProvider m_credentials;
   AwsCredentials m_used;  // the credentials of the last request sent
   std::unique_ptr<net::HttpClient> m_client;
-  std::string m_last_error;
+  Error m_error;
 };
 
 }  // namespace kiln::storage
