@@ -159,7 +159,8 @@ Outcome Compilation::run_pipeline() {
     }
     m_manifest_key = key->digest;
     m_source_has_date = key->source_has_date;
-    if (!m_cfg.recache) {
+    // No key for a source that cannot be read: no look-up, the compiler says why.
+    if (m_manifest_key && !m_cfg.recache) {
       if (auto found = from_cache_direct()) {
         if (replay(found->first, found->second)) {
           m_stats.add(Counter::direct_hit);

@@ -56,16 +56,15 @@ expected<Url, UrlError> Url::parse(std::string_view text, UserinfoRule rule) {
   }
   url.scheme = util::lowercase(text.substr(0, scheme_end));
   std::string_view rest = text.substr(scheme_end + 3);
-  rest = rest.substr(0, rest.find('#'));
 
   // The user info.
   size_t at = std::string_view::npos;
   if (rule == UserinfoRule::lenient_password) {
+    at = rest.rfind('@');
+  } else if (rule == UserinfoRule::lenient_socket) {
     at = rest.find("@/");
-    if (at == std::string_view::npos) {
-      at = rest.rfind('@');
-    }
   } else {
+    rest = rest.substr(0, rest.find('#'));
     at = rest.substr(0, rest.find_first_of("/?")).rfind('@');
   }
   if (at != std::string_view::npos) {

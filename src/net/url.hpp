@@ -23,10 +23,13 @@ enum class UserinfoRule {
   // RFC 3986: the authority ends at the first '/', '?' or '#'; the user info
   // is what comes before its last '@'.
   standard,
-  // Redis' rule (redis-rs, ccache): the user info ends at the first "@/"
-  // (before a Unix socket path), else at the last '@', so a password may hold
-  // '@', ':', '/' and '?' unescaped (an '@' in the query must be written %40).
+  // Redis' rule for TCP (redis-rs, ccache): the user info ends at the last
+  // '@', so a password may hold '@', ':', '/', '?' and '#' unescaped (an '@'
+  // in the query must be written %40). No fragment.
   lenient_password,
+  // Redis' rule for a Unix socket: the user info ends at the first "@/",
+  // before the socket's path (which may hold '@'). No fragment.
+  lenient_socket,
 };
 
 // A URL split into its parts, as written: scheme://[userinfo@]host[:port][path][?query][#fragment].

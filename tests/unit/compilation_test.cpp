@@ -150,6 +150,20 @@ TEST_F(CompilationTest, AFailedCompileReachesTheSinkWithItsStatus) {
   EXPECT_NE(m_output.err_text().find("error"), std::string::npos);
 }
 
+TEST_F(CompilationTest, AMissingSourceIsTheCompilersToReport) {
+  // Direct mode has no key for a source it cannot read: no look-up under an
+  // empty key; the compiler runs and says why.
+  Stats stats;
+  Outcome o = compile({"-c", "missing.cpp", "-o", "m.o"}, util::Environment({"PATH=/usr/bin:/bin"}),
+                      &stats);
+  if (o.kind == Outcome::Kind::done) {
+    EXPECT_NE(o.exit_code, 0);
+    EXPECT_NE(m_output.err_text().find("missing.cpp"), std::string::npos) << m_output.err_text();
+  }
+  EXPECT_EQ(counter(stats, Counter::direct_hit), 0);
+  EXPECT_EQ(counter(stats, Counter::miss), 0);
+}
+
 TEST_F(CompilationTest, AnExecutorThatCannotStartFallsBack) {
   m_executor.start_errno = ENOENT;
   Stats stats;

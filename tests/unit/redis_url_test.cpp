@@ -69,6 +69,25 @@ TEST(RedisUrlTest, UnixSocket) {
   EXPECT_EQ(with_auth->password, "pw");
 }
 
+// Passwords and socket paths that parsed before src/net (review of issue 8).
+TEST(RedisUrlTest, HashAndAtSlashInPasswordsAndAtInSocketPaths) {
+  auto hash = parse_redis_url("redis://:p#ss@cache:6379");
+  ASSERT_TRUE(hash) << hash.error();
+  EXPECT_EQ(hash->password, "p#ss");
+  EXPECT_EQ(hash->host, "cache");
+  EXPECT_EQ(hash->port, 6379);
+
+  auto at_slash = parse_redis_url("redis://:a@/b@host");
+  ASSERT_TRUE(at_slash) << at_slash.error();
+  EXPECT_EQ(at_slash->password, "a@/b");
+  EXPECT_EQ(at_slash->host, "host");
+
+  auto socket = parse_redis_url("unix:///run/redis@6379.sock");
+  ASSERT_TRUE(socket) << socket.error();
+  EXPECT_EQ(socket->socket_path, "/run/redis@6379.sock");
+  EXPECT_EQ(socket->password, "");
+}
+
 TEST(RedisUrlTest, Malformed) {
   for (const char* url : {"", "cache:6379", "http://host", "redis://", "redis://:pw@",
                           "redis://host:", "redis://host:0", "redis://host:65536",

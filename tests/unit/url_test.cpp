@@ -91,7 +91,7 @@ TEST(UrlTest, LenientUserinfoKeepsUnescapedPasswords) {
   EXPECT_EQ(url->port, 7000);
   EXPECT_EQ(url->path, "/");
 
-  auto socket = Url::parse("unix://u:pw@/tmp/r@s.sock?db=1", UserinfoRule::lenient_password);
+  auto socket = Url::parse("unix://u:pw@/tmp/r@s.sock?db=1", UserinfoRule::lenient_socket);
   ASSERT_TRUE(socket);
   EXPECT_EQ(socket->userinfo, "u:pw");
   EXPECT_EQ(socket->host, "");

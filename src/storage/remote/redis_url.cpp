@@ -4,6 +4,7 @@
 
 #include "kiln/net/percent.hpp"
 #include "kiln/net/url.hpp"
+#include "kiln/util/string.hpp"
 
 namespace kiln::storage {
 
@@ -89,7 +90,11 @@ std::string RedisEndpoint::display() const {
 }
 
 expected<RedisEndpoint, std::string> parse_redis_url(std::string_view text) {
-  auto url = net::Url::parse(text, net::UserinfoRule::lenient_password);
+  // The scheme decides where the user info ends (url.hpp, UserinfoRule).
+  const std::string scheme = util::lowercase(text.substr(0, text.find("://")));
+  auto url = net::Url::parse(text, scheme == "unix" || scheme == "redis+unix"
+                                       ? net::UserinfoRule::lenient_socket
+                                       : net::UserinfoRule::lenient_password);
   if (!url) {
     switch (url.error()) {
       case net::UrlError::no_scheme:
