@@ -192,6 +192,9 @@ Outcome Compilation::run_pipeline() {
   // Preprocessor mode: the key is the hash of the preprocessed source and of
   // the files it was made from.
   auto cpp = run_traced(m_args.preprocess_argv(m_compiler.path));
+  if (cpp && cpp->timed_out) {
+    return fall_back(Counter::error_compile_timeout, "preprocessor");
+  }
   if (!cpp || cpp->exit_code != 0) {
     return fall_back(Counter::preprocessor_failed);
   }
@@ -221,6 +224,12 @@ Outcome Compilation::finish_miss(const expected<util::RunResult, int>& run,
                                  std::optional<Counter> refused) {
   if (!run) {
     return fall_back(Counter::error_internal, "cannot run the compiler");
+  }
+  if (run->timed_out) {
+    m_stats.add(Counter::error_compile_timeout);
+    m_log.warn("compile_timeout", {{"source", m_args.source}});
+    write_output(*run);
+    return Outcome{Outcome::Kind::done, run->exit_code != 0 ? run->exit_code : 128 + 9};
   }
   if (run->exit_code != 0) {
     m_stats.add(Counter::compile_failed);

@@ -7,6 +7,7 @@ expected<util::RunResult, int> LocalExecutor::run(const Command& command) {
   options.env = &command.env;
   options.cwd = command.cwd;
   options.timeout = m_timeout;
+  options.default_signals = m_daemon;
   return util::run_capture(command.argv, options);
 }
 

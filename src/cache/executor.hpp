@@ -29,13 +29,16 @@ class Executor {
 // Runs commands as child processes of this one. Thread-safe.
 class LocalExecutor final : public Executor {
  public:
-  // `timeout`: zero for none (util::RunOptions::timeout).
-  explicit LocalExecutor(std::chrono::milliseconds timeout = std::chrono::milliseconds(0))
-      : m_timeout(timeout) {}
+  // `timeout`: zero for none (util::RunOptions::timeout). `daemon`: children
+  // start with default signal handling (util::RunOptions::default_signals).
+  explicit LocalExecutor(std::chrono::milliseconds timeout = std::chrono::milliseconds(0),
+                         bool daemon = false)
+      : m_timeout(timeout), m_daemon(daemon) {}
   expected<util::RunResult, int> run(const Command& command) override;
 
  private:
   std::chrono::milliseconds m_timeout;
+  bool m_daemon;
 };
 
 }  // namespace kiln::cache

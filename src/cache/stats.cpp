@@ -37,6 +37,7 @@ constexpr std::array<std::string_view, static_cast<size_t>(Counter::count_)> k_n
     "disabled",
     "error_internal",
     "error_compiler_not_found",
+    "error_compile_timeout",
     "error_storage_read",
     "error_storage_write",
     "corrupt_entry",

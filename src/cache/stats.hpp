@@ -41,6 +41,7 @@ enum class Counter {
   // Failures inside kiln (the build went on).
   error_internal,
   error_compiler_not_found,
+  error_compile_timeout,
   error_storage_read,
   error_storage_write,
   corrupt_entry,

@@ -91,6 +91,7 @@ constexpr Row k_not_stored_rows[] = {
 constexpr Row k_error_rows[] = {
     {"Internal error", "error_internal"},
     {"Compiler not found", "error_compiler_not_found"},
+    {"Compiler timed out", "error_compile_timeout"},
     {"Storage read error", "error_storage_read"},
     {"Storage write error", "error_storage_write"},
     {"Corrupt entries removed", "corrupt_entry"},

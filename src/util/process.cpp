@@ -67,11 +67,25 @@ expected<RunResult, int> run_capture(const std::vector<std::string>& argv,
   }
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
+  short flags = 0;
   if (limited) {
     // A group of its own: the timeout kills the compiler's children too.
-    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
+    flags |= POSIX_SPAWN_SETPGROUP;
     posix_spawnattr_setpgroup(&attributes, 0);
   }
+  sigset_t no_signals;
+  sigset_t defaults;
+  if (options.default_signals) {
+    sigemptyset(&no_signals);
+    posix_spawnattr_setsigmask(&attributes, &no_signals);
+    sigemptyset(&defaults);
+    for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2}) {
+      sigaddset(&defaults, sig);
+    }
+    posix_spawnattr_setsigdefault(&attributes, &defaults);
+    flags |= POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  }
+  posix_spawnattr_setflags(&attributes, flags);
   auto args = c_argv(argv);
   pid_t pid = 0;
   std::vector<char*> envp;
@@ -91,6 +105,8 @@ expected<RunResult, int> run_capture(const std::vector<std::string>& argv,
   }
 
   RunResult result;
+  int status = 0;
+  bool reaped = false;  // the child itself has exited and been waited for
   struct pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
   std::string* sinks[2] = {&result.out, &result.err};
   int open_fds = 2;
@@ -101,13 +117,17 @@ expected<RunResult, int> run_capture(const std::vector<std::string>& argv,
   while (open_fds > 0) {
     int wait_ms = -1;
     if (limited) {
+      const bool draining = result.timed_out || reaped;
       auto left = std::chrono::ceil<std::chrono::milliseconds>(
-          (result.timed_out ? deadline + k_drain : deadline) - Clock::system().steady());
+          (draining ? deadline + k_drain : deadline) - Clock::system().steady());
       if (left.count() <= 0) {
-        if (result.timed_out) {
+        if (draining) {
           break;
         }
-        result.timed_out = true;
+        // The child may have finished in time while a descendant keeps the
+        // pipe open: that is not a timeout, but the straggler goes.
+        reaped = ::waitpid(pid, &status, WNOHANG) == pid;
+        result.timed_out = !reaped;
         ::kill(-pid, SIGKILL);
         continue;
       }
@@ -142,16 +162,18 @@ expected<RunResult, int> run_capture(const std::vector<std::string>& argv,
       ::close(f.fd);
     }
   }
-  int status = 0;
   // With a timeout, a child that closed its output but runs on is polled
   // until the deadline; without one, waited for.
-  while (limited && !result.timed_out) {
+  while (limited && !result.timed_out && !reaped) {
     pid_t done = ::waitpid(pid, &status, WNOHANG);
     if (done == pid) {
+      reaped = true;
       break;
     }
     if (done < 0 && errno != EINTR) {
-      return unexpected(errno);
+      int e = errno;
+      ::kill(-pid, SIGKILL);
+      return unexpected(e);
     }
     if (Clock::system().steady() >= deadline) {
       result.timed_out = true;
@@ -161,10 +183,14 @@ expected<RunResult, int> run_capture(const std::vector<std::string>& argv,
     struct timespec pause = {0, 5 * 1000 * 1000};
     ::nanosleep(&pause, nullptr);
   }
-  if (!limited || result.timed_out) {
+  if (!reaped) {
     while (::waitpid(pid, &status, 0) < 0) {
       if (errno != EINTR) {
-        return unexpected(errno);
+        int e = errno;
+        if (limited) {
+          ::kill(-pid, SIGKILL);
+        }
+        return unexpected(e);
       }
     }
   }

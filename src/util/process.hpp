@@ -27,11 +27,16 @@ struct RunOptions {
   std::chrono::milliseconds timeout{0};
   // The child's working directory; empty: this process's.
   std::string cwd;
+  // Daemons: the child starts with no signal blocked and the default action
+  // for SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1/2, whatever
+  // the calling thread blocks or the process ignores. The client keeps what it
+  // inherited (nohup's ignored SIGHUP reaches the compiler, as without kiln).
+  bool default_signals = false;
 };
 
 // Runs argv[0] (an absolute or relative path, not searched in PATH) with the
 // current environment, capturing stdout and stderr in memory. Returns the errno
-// of a failed spawn. Thread-compatible.
+// of a failed spawn. Thread-safe (while no thread changes the environment).
 expected<RunResult, int> run_capture(const std::vector<std::string>& argv);
 
 // The same with `env` ("NAME=value" strings) as the child's whole environment.

@@ -25,10 +25,18 @@ class RecordingExecutor final : public Executor {
     if (start_errno) {
       return unexpected(start_errno);
     }
+    if (static_cast<int>(commands.size()) > times_out_from) {
+      util::RunResult killed;
+      killed.exit_code = 128 + 9;
+      killed.err = "partial output\n";
+      killed.timed_out = true;
+      return killed;
+    }
     return m_local.run(command);
   }
   std::vector<Command> commands;
   int start_errno = 0;
+  int times_out_from = 1 << 30;  // the index of the first run that "times out"
 
  private:
   LocalExecutor m_local;
@@ -162,6 +170,26 @@ TEST_F(CompilationTest, AMissingSourceIsTheCompilersToReport) {
   }
   EXPECT_EQ(counter(stats, Counter::direct_hit), 0);
   EXPECT_EQ(counter(stats, Counter::miss), 0);
+}
+
+TEST_F(CompilationTest, APreprocessorTimeoutFallsBackAndACompileTimeoutIsPassedOn) {
+  // Preprocessor mode (no depfile): run 0 preprocesses, run 1 compiles.
+  const util::Environment env({"PATH=/usr/bin:/bin"});
+  m_executor.times_out_from = 0;
+  Stats first;
+  EXPECT_EQ(compile(m_args, env, &first).kind, Outcome::Kind::fall_back);
+  EXPECT_EQ(counter(first, Counter::error_compile_timeout), 1);
+
+  m_executor.commands.clear();
+  m_executor.times_out_from = 1;
+  Stats second;
+  Outcome o = compile(m_args, env, &second);
+  EXPECT_EQ(o.kind, Outcome::Kind::done);
+  EXPECT_EQ(o.exit_code, 128 + 9);
+  EXPECT_EQ(counter(second, Counter::error_compile_timeout), 1);
+  EXPECT_EQ(counter(second, Counter::compile_failed), 0);
+  EXPECT_EQ(counter(second, Counter::miss), 0);
+  EXPECT_NE(m_output.err_text().find("partial output"), std::string::npos);
 }
 
 TEST_F(CompilationTest, AnExecutorThatCannotStartFallsBack) {

@@ -1,6 +1,7 @@
 #include "kiln/util/process.hpp"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <signal.h>
 
 #include <chrono>
@@ -67,6 +68,52 @@ TEST(ProcessTest, ATimeoutAppliesWhenTheChildClosedItsOutput) {
   auto r = run_capture({"/bin/sh", "-c", "exec >&- 2>&-; sleep 100"}, options);
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->timed_out);
+}
+
+TEST(ProcessTest, AChildThatExitedInTimeIsNoTimeoutThoughItsChildHoldsThePipe) {
+  // The compiler exits at once; a background job it left keeps stdout open
+  // past the deadline. The run is not a timeout, and the straggler is killed.
+  RunOptions options;
+  options.timeout = 300ms;
+  auto r = run_capture({"/bin/sh", "-c", "sleep 100 & echo $!; exit 0"}, options);
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->timed_out);
+  EXPECT_EQ(r->exit_code, 0);
+  pid_t straggler = std::stoi(r->out);
+  for (int i = 0; i < 200 && running(straggler); ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_FALSE(running(straggler));
+}
+
+TEST(ProcessTest, DefaultSignalsUnblockAndUnignoreForTheChild) {
+  // A daemon thread blocks SIGTERM and ignores SIGPIPE; its compilers must not.
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGTERM);
+  ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &block, &old), 0);
+  struct sigaction ignore {
+  }, old_pipe{};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(sigaction(SIGPIPE, &ignore, &old_pipe), 0);
+  // /proc/self/status: SigBlk and SigIgn as hex masks; bit 14 is SIGTERM (15),
+  // bit 12 SIGPIPE (13).
+  const std::vector<std::string> argv{"/bin/grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"};
+  auto inherited = run_capture(argv);
+  RunOptions options;
+  options.default_signals = true;
+  auto reset = run_capture(argv, options);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  sigaction(SIGPIPE, &old_pipe, nullptr);
+  ASSERT_TRUE(inherited && reset);
+  auto mask = [](const std::string& text, const char* name) {
+    auto at = text.find(name);
+    return std::stoull(text.substr(at + std::string(name).size()), nullptr, 16);
+  };
+  EXPECT_NE(mask(inherited->out, "SigBlk:") & (1ull << 14), 0u) << inherited->out;
+  EXPECT_NE(mask(inherited->out, "SigIgn:") & (1ull << 12), 0u) << inherited->out;
+  EXPECT_EQ(mask(reset->out, "SigBlk:") & (1ull << 14), 0u) << reset->out;
+  EXPECT_EQ(mask(reset->out, "SigIgn:") & (1ull << 12), 0u) << reset->out;
 }
 
 TEST(ProcessTest, EnvironmentIsTheWholeEnvironment) {
