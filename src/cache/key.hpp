@@ -28,8 +28,12 @@ struct Includes {
 };
 
 // What the keys of one compilation are computed from. The keys are free
-// functions of these alone, so a worker or the compile service computes and
-// checks the key of a client's compilation as the client does.
+// functions of these, so a worker or the compile service computes and checks
+// the key of a client's compilation as the client does, with two exceptions
+// read from the host that computes the key: the CPU description that
+// -march=native resolves against (/proc/cpuinfo), and the local date of a
+// source using __DATE__ (the process's time zone). The cluster client sends
+// both with a job that needs them (issue 9).
 struct KeyInputs {
   const compiler::CompilerInfo& compiler;
   const compiler::ProcessedArgs& args;

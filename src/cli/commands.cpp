@@ -418,7 +418,12 @@ void maybe_start_cleanup(const cache::Config& config) {
       ::close(devnull);
     }
   }
-  cleanup_now(config);
+  // Never back into the driver: its recovery would run the compiler a second
+  // time, beside the parent, on the same output.
+  try {
+    cleanup_now(config);
+  } catch (...) {
+  }
   std::_Exit(0);
 }
 

@@ -40,8 +40,8 @@ struct PendingLookup {
 // resolver that does not answer (a dead DNS server) costs the connect timeout,
 // not the resolver's own timeouts (5 s and more per attempt). IP literals
 // resolve at once, without a thread.
-expected<AddressList, HttpError> resolve(const Endpoint& target, SteadyPoint deadline,
-                                         int connect_ms) {
+expected<AddressList, HttpError> resolve(const util::Clock& clock, const Endpoint& target,
+                                         SteadyPoint deadline, int connect_ms) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -78,7 +78,9 @@ expected<AddressList, HttpError> resolve(const Endpoint& target, SteadyPoint dea
         TransportError::other, "cannot start the name lookup of " + target.host + ": " + e.what()});
   }
   std::unique_lock<std::mutex> lock(lookup->mutex);
-  if (!lookup->done_cv.wait_until(lock, deadline, [&] { return lookup->done; })) {
+  // The deadline is on the injected clock: wait for what is left of it.
+  const auto left = std::chrono::milliseconds(std::max(0, ms_until(clock, deadline)));
+  if (!lookup->done_cv.wait_for(lock, left, [&] { return lookup->done; })) {
     lookup->abandoned = true;
     return unexpected(HttpError{
         TransportError::timeout,
@@ -126,7 +128,7 @@ bool wait_for(const util::Clock& clock, int fd, short events, SteadyPoint deadli
 
 expected<int, HttpError> connect_to(const util::Clock& clock, const Endpoint& target,
                                     SteadyPoint connect_deadline, int connect_ms) {
-  auto resolved = resolve(target, connect_deadline, connect_ms);
+  auto resolved = resolve(clock, target, connect_deadline, connect_ms);
   if (!resolved) {
     return unexpected(resolved.error());
   }

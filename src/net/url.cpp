@@ -41,6 +41,8 @@ std::string_view describe(UrlError error) {
       return "the URL's [IPv6 address] is unterminated or followed by more than a port";
     case UrlError::bad_port:
       return "the URL's port is not a number from 1 to 65535";
+    case UrlError::bad_character:
+      return "the URL holds a control character, or a space outside the user info";
   }
   return "malformed URL";
 }
@@ -110,6 +112,18 @@ expected<Url, UrlError> Url::parse(std::string_view text, UserinfoRule rule) {
   if (question != std::string_view::npos) {
     url.query = rest.substr(question + 1);
     url.has_query = true;
+  }
+  // What goes on a request line or into a Host header must not end it (CR,
+  // LF) or split it (a space): a URL from elsewhere could inject headers.
+  auto has = [](std::string_view part, bool space_too) {
+    return std::any_of(part.begin(), part.end(), [&](char c) {
+      auto b = static_cast<unsigned char>(c);
+      return b < 0x20 || b == 0x7f || (space_too && b == ' ');
+    });
+  };
+  if (has(url.userinfo, false) || has(url.host, true) || has(url.path, true) ||
+      has(url.query, true)) {
+    return unexpected(UrlError::bad_character);
   }
   return url;
 }

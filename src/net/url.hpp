@@ -13,6 +13,7 @@ enum class UrlError {
   bad_scheme,     // a scheme with characters other than letters, digits, + - .
   bad_ipv6_host,  // "[" without "]", or text other than ":port" after "]"
   bad_port,       // empty, not digits, 0 or above 65535
+  bad_character,  // a control character anywhere, or a space in the host, path or query
 };
 
 // A sentence fragment naming the error ("the port is not a number from 1 to 65535").

@@ -99,5 +99,17 @@ TEST(UrlTest, LenientUserinfoKeepsUnescapedPasswords) {
   EXPECT_EQ(socket->query, "db=1");
 }
 
+TEST(UrlTest, ControlCharactersAndSpacesCannotReachARequestLine) {
+  EXPECT_EQ(Url::parse("http://host/a\r\nX-Injected: 1").error(), UrlError::bad_character);
+  EXPECT_EQ(Url::parse("http://ho st/").error(), UrlError::bad_character);
+  EXPECT_EQ(Url::parse("http://host/a b").error(), UrlError::bad_character);
+  EXPECT_EQ(Url::parse("http://host/?q=\n").error(), UrlError::bad_character);
+  EXPECT_EQ(Url::parse("http://host\x7f/").error(), UrlError::bad_character);
+  // A space in a password is the user's business (it never reaches a request line).
+  auto spaced = Url::parse("redis://:a b@host", UserinfoRule::lenient_password);
+  ASSERT_TRUE(spaced);
+  EXPECT_EQ(spaced->userinfo, ":a b");
+}
+
 }  // namespace
 }  // namespace kiln::net

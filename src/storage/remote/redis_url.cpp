@@ -104,6 +104,9 @@ expected<RedisEndpoint, std::string> parse_redis_url(std::string_view text) {
       case net::UrlError::bad_ipv6_host:
         return unexpected(
             std::string("unterminated [IPv6 address], or text after it, in the Redis URL"));
+      case net::UrlError::bad_character:
+        return unexpected(std::string(
+            "the Redis URL holds a control character, or a space outside the password"));
       case net::UrlError::bad_port:
         return unexpected(std::string("bad port in the Redis URL (a number from 1 to 65535)"));
     }
