@@ -78,7 +78,7 @@ def main() -> int:
         src = Path(tmp) / "loader.c"
         src.write_text(LOADER_C)
         loader = Path(tmp) / "loader"
-        subprocess.run(["cc", "-O2", "-I", str(ROOT / "src" / "storage" / "remote"), str(src),
+        subprocess.run(["cc", "-O2", "-I", str(ROOT / "src" / "storage"), str(src),
                         "-o", str(loader), "-ldl"], check=True)
         commands = [("nothing (baseline)", [str(loader)])]
         for name, kind, settings in CASES:

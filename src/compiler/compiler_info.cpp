@@ -11,30 +11,6 @@
 
 namespace kiln::compiler {
 
-std::vector<std::string> parse_search_dirs(const std::string& out) {
-  std::vector<std::string> dirs;
-  bool in_list = false;
-  for (const auto& line : util::split(out, '\n')) {
-    if (line.starts_with("#include <...> search starts here:") ||
-        line.starts_with("#include \"...\" search starts here:")) {
-      in_list = true;
-      continue;
-    }
-    if (line.starts_with("End of search list.")) {
-      break;
-    }
-    if (in_list && line.starts_with(" ")) {
-      std::string_view dir = util::trim(line);
-      // clang appends " (framework directory)" to some entries.
-      if (auto pos = dir.find(" ("); pos != std::string_view::npos) {
-        dir = dir.substr(0, pos);
-      }
-      dirs.push_back(util::normalize(dir));
-    }
-  }
-  return dirs;
-}
-
 Family family_from_version(const std::string& out) {
   if (out.find("clang version") != std::string::npos) {
     return Family::clang;
@@ -52,7 +28,7 @@ namespace {
 std::string cache_file_for(const std::string& path, const util::FileStat& st,
                            const std::string& cache_dir) {
   util::Hasher h;
-  h.field("compiler-v1")
+  h.field("compiler-v2")
       .field(path)
       .field(st.size)
       .field(st.mtime_ns)
@@ -80,10 +56,6 @@ bool load(const std::string& file, CompilerInfo* info) {
                                         : Family::unknown;
     } else if (key == "identity") {
       have_identity = util::Digest::from_hex(value, &info->identity);
-    } else if (key == "cdir") {
-      info->c_dirs.push_back(value);
-    } else if (key == "cxxdir") {
-      info->cxx_dirs.push_back(value);
     }
   }
   return have_identity;
@@ -92,12 +64,6 @@ bool load(const std::string& file, CompilerInfo* info) {
 void save(const std::string& file, const CompilerInfo& info) {
   std::string text = "family " + std::string(to_string(info.family)) + "\n";
   text += "identity " + info.identity.to_hex() + "\n";
-  for (const auto& d : info.c_dirs) {
-    text += "cdir " + d + "\n";
-  }
-  for (const auto& d : info.cxx_dirs) {
-    text += "cxxdir " + d + "\n";
-  }
   if (util::make_directories(std::string(util::dir_name(file)))) {
     (void)util::write_file_atomic(file, text);
   }
@@ -130,12 +96,6 @@ expected<CompilerInfo, ProbeError> probe_compiler(const std::string& path,
   util::Hasher h;
   h.field("identity-v1").field(*binary).field(version->out);
   info.identity = h.finish();
-  for (auto [lang, dirs] : {std::pair{"c", &info.c_dirs}, std::pair{"c++", &info.cxx_dirs}}) {
-    auto v = util::run_capture({path, "-x", lang, "-E", "-v", "/dev/null"});
-    if (v && v->exit_code == 0) {
-      *dirs = parse_search_dirs(v->err);
-    }
-  }
   if (!file.empty()) {
     save(file, info);
   }

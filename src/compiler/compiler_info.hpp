@@ -9,17 +9,14 @@
 
 namespace kiln::compiler {
 
-// What kiln knows about a compiler binary. Probing runs the compiler a few
-// times, so the result is remembered in <cache_dir>/compilers/, keyed by the
+// What kiln knows about a compiler binary. Probing runs the compiler once
+// (`--version`), so the result is remembered in <cache_dir>/compilers/, keyed by the
 // binary's path, size, mtime and ctime: an upgraded compiler is probed anew.
 struct CompilerInfo {
   std::string path;  // as it will be executed (absolute)
   Family family = Family::unknown;
   // Hash of the binary's content and its --version output.
   util::Digest identity;
-  // Default include search directories (from `-E -v`), C and C++.
-  std::vector<std::string> c_dirs;
-  std::vector<std::string> cxx_dirs;
 };
 
 enum class ProbeError { not_found, not_executable, probe_failed };
@@ -33,9 +30,6 @@ expected<CompilerInfo, ProbeError> probe_compiler(const std::string& path,
 // real path of the running kiln), so masquerading symlinks never call
 // themselves. Returns an empty string if none is found.
 std::string find_compiler(const std::string& name, const std::string& self);
-
-// Parses the include search list of `cc -E -v` output.
-std::vector<std::string> parse_search_dirs(const std::string& verbose_output);
 
 // Detects the family from `cc --version` output.
 Family family_from_version(const std::string& version_output);
