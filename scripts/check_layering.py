@@ -27,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "config": {"util"},
     "compiler": {"util"},
     "net": {"util"},
+    "net/server": {"net", "util"},
     "trace": set(),
     "storage": {"config", "util"},
     "storage/remote": {"storage", "net", "config", "util"},

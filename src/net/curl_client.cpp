@@ -146,8 +146,17 @@ expected<HttpResponse, HttpError> CurlClient::perform(const HttpRequest& request
   curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(m_timeouts.connect_ms));
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(m_timeouts.total_ms));
+  curl_easy_setopt(
+      curl, CURLOPT_TIMEOUT_MS,
+      static_cast<long>(request.total_ms > 0 ? request.total_ms : m_timeouts.total_ms));
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
+  if (!request.ca_pem.empty()) {
+    // Copied by libcurl. Connections are reused only under the same trust,
+    // so a connection made under another certificate is never used again.
+    curl_blob ca{const_cast<char*>(request.ca_pem.data()), request.ca_pem.size(), CURL_BLOB_COPY};
+    curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &ca);
+    curl_easy_setopt(curl, CURLOPT_CAPATH, nullptr);
+  }
   curl_easy_setopt(curl, CURLOPT_USERAGENT, "kiln");
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &receiving);

@@ -17,27 +17,27 @@ std::optional<std::string> HttpResponse::header(std::string_view name) const {
 
 expected<HttpResponse, HttpError> HttpClient::get(const std::string& url,
                                                   std::vector<std::string> headers) {
-  return perform(HttpRequest{"GET", url, std::move(headers), {}});
+  return perform(HttpRequest{"GET", url, std::move(headers), {}, 0, {}});
 }
 
 expected<HttpResponse, HttpError> HttpClient::head(const std::string& url,
                                                    std::vector<std::string> headers) {
-  return perform(HttpRequest{"HEAD", url, std::move(headers), {}});
+  return perform(HttpRequest{"HEAD", url, std::move(headers), {}, 0, {}});
 }
 
 expected<HttpResponse, HttpError> HttpClient::put(const std::string& url, std::string_view body,
                                                   std::vector<std::string> headers) {
-  return perform(HttpRequest{"PUT", url, std::move(headers), body});
+  return perform(HttpRequest{"PUT", url, std::move(headers), body, 0, {}});
 }
 
 expected<HttpResponse, HttpError> HttpClient::post(const std::string& url, std::string_view body,
                                                    std::vector<std::string> headers) {
-  return perform(HttpRequest{"POST", url, std::move(headers), body});
+  return perform(HttpRequest{"POST", url, std::move(headers), body, 0, {}});
 }
 
 expected<HttpResponse, HttpError> HttpClient::del(const std::string& url,
                                                   std::vector<std::string> headers) {
-  return perform(HttpRequest{"DELETE", url, std::move(headers), {}});
+  return perform(HttpRequest{"DELETE", url, std::move(headers), {}, 0, {}});
 }
 
 bool sends_body(const HttpRequest& request) {

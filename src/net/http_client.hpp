@@ -43,6 +43,14 @@ struct HttpRequest {
   // The request body (PUT, POST); must stay valid until perform() returns. A
   // body without a Content-Type header is sent as application/octet-stream.
   std::string_view body;
+  // When positive, the whole request's time limit instead of the client's
+  // HttpTimeouts::total_ms (a request carrying its own deadline).
+  int total_ms = 0;
+  // https (libcurl transport only): when not empty, trust exactly the
+  // certificates in this PEM text instead of the system's store, e.g. the
+  // self-signed certificate a scheduler vouches for. Host names are still
+  // verified against the certificate.
+  std::string_view ca_pem;
 };
 
 struct HttpTimeouts {

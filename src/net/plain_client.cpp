@@ -291,7 +291,8 @@ class PlainClient final : public HttpClient {
   int64_t connections_opened() const override { return m_connections_opened; }
 
   expected<HttpResponse, HttpError> perform(const HttpRequest& request) override {
-    auto deadline = m_clock.steady() + std::chrono::milliseconds(m_timeouts.total_ms);
+    const int total_ms = request.total_ms > 0 ? request.total_ms : m_timeouts.total_ms;
+    auto deadline = m_clock.steady() + std::chrono::milliseconds(total_ms);
     auto target = parse_target(request.url);
     if (!target) {
       return unexpected(target.error());
@@ -310,7 +311,7 @@ class PlainClient final : public HttpClient {
         auto connect_deadline =
             std::min(deadline, m_clock.steady() + std::chrono::milliseconds(m_timeouts.connect_ms));
         auto fd = plain::connect_to(m_clock, endpoint, connect_deadline,
-                                    std::min(m_timeouts.connect_ms, m_timeouts.total_ms));
+                                    std::min(m_timeouts.connect_ms, total_ms));
         if (!fd) {
           return unexpected(fd.error());
         }
@@ -318,7 +319,7 @@ class PlainClient final : public HttpClient {
         m_connection.host_port = endpoint.host_port;
         ++m_connections_opened;
       }
-      Exchange exchange(m_clock, &m_connection, deadline, m_timeouts.total_ms);
+      Exchange exchange(m_clock, &m_connection, deadline, total_ms);
       ResponseParser parser(request.method == "HEAD", m_limits);
       bool keep_alive = false;
       auto done = exchange.send(*head, body);
