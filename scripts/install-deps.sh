@@ -9,7 +9,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential g++ clang cmake ninja-build make pkg-config python3 \
   libssl-dev libzstd-dev libxxhash-dev libtomlplusplus-dev libexpected-dev \
   libcurl4-openssl-dev libhiredis-dev \
-  libboost-dev nlohmann-json3-dev bubblewrap \
+  libboost-dev nlohmann-json3-dev libcli11-dev bubblewrap \
   googletest libgtest-dev \
   redis-server nginx-light \
   ccache hyperfine >/dev/null

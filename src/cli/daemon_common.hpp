@@ -1,0 +1,22 @@
+#pragma once
+
+#include <string>
+
+#include "kiln/util/expected.hpp"
+
+namespace kiln::cli {
+
+// A token given as its value or as the path of a file holding it (trailing
+// whitespace dropped). The error says which file could not be read.
+expected<std::string, std::string> token_value(const std::string& value_or_path);
+
+// Splits "host:port" ("[v6]:port" too). False if it is not that.
+bool split_listen(const std::string& listen, std::string* host, uint16_t* port);
+
+// Blocks until SIGTERM or SIGINT arrives; returns the signal. Blocks both
+// signals in the calling thread first: call it from main() before starting
+// threads so that they inherit the mask.
+void block_termination_signals();
+int wait_for_termination();
+
+}  // namespace kiln::cli
