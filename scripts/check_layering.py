@@ -32,7 +32,7 @@ ALLOWED: dict[str, set[str]] = {
     "storage": {"config", "util"},
     "storage/remote": {"storage", "net", "config", "util"},
     "cache": {"compiler", "storage", "config", "util"},
-    "dist": {"net", "config", "util"},
+    "dist": {"cache", "compiler", "storage", "net", "config", "util"},
     "dist/scheduler": {"dist", "net/server", "net", "config", "util"},
     "cli": {"cache", "compiler", "storage", "config", "util", "dist", "dist/scheduler",
             "net/server", "net"},
