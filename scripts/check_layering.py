@@ -34,7 +34,9 @@ ALLOWED: dict[str, set[str]] = {
     "cache": {"compiler", "storage", "config", "util"},
     "dist": {"cache", "compiler", "storage", "net", "config", "util"},
     "dist/scheduler": {"dist", "net/server", "net", "config", "util"},
+    "dist/worker": {"dist", "net/server", "net", "config", "util"},
     "cli": {"cache", "compiler", "storage", "config", "util", "dist", "dist/scheduler",
+            "dist/worker",
             "net/server", "net"},
 }
 
