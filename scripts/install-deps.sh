@@ -8,7 +8,7 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential g++ clang cmake ninja-build make pkg-config python3 \
   libssl-dev libzstd-dev libxxhash-dev libtomlplusplus-dev libexpected-dev \
-  libcurl4-openssl-dev libhiredis-dev \
+  libcurl4-openssl-dev libhiredis-dev libarchive-dev \
   libboost-dev nlohmann-json3-dev libcli11-dev bubblewrap \
   googletest libgtest-dev \
   redis-server nginx-light \
