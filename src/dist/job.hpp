@@ -16,17 +16,26 @@
 namespace kiln::dist {
 
 struct JobFile {
-  std::string path;  // relative to the job's working directory, checked
+  // Inputs: the file's absolute path without its leading '/' (the job runs in
+  // a root of its own). Outputs: relative to the working directory. Checked.
+  std::string path;
   std::string data;
 };
 
 struct JobRequest {
-  std::string toolchain;          // id of the toolchain to run in
-  std::vector<std::string> argv;  // argv[0]: an absolute path inside the toolchain
-  std::string cwd;                // the client's working directory (absolute): the job runs there
-  std::vector<std::string> env;   // "NAME=value", the whole environment of the compiler
+  std::string toolchain;  // id of the toolchain to run in
+  // The compile exactly as the client would run it: argv[0] is the
+  // compiler's absolute path inside the toolchain, the other arguments are
+  // unchanged, so the object is the one a local compile makes (debug
+  // information and the recorded switches included).
+  std::vector<std::string> argv;
+  std::string cwd;               // the client's working directory (absolute): the job runs there
+  std::vector<std::string> env;  // "NAME=value", the whole environment of the compiler
+  // The source and every header the compile reads, at their absolute paths
+  // (as sccache-dist sends them): the worker lays them out in the job's root
+  // beside the toolchain.
   std::vector<JobFile> inputs;
-  std::vector<std::string> outputs;  // files to send back if the compiler writes them
+  std::vector<std::string> outputs;  // relative to cwd: sent back if the compiler writes them
 };
 
 struct JobResult {

@@ -15,8 +15,10 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-// These tests use the machine's own root as the "toolchain" (every top-level
-// directory bound read-only), so they test the sandbox, not the packaging.
+// These tests use the machine's own root as the job's root (every top-level
+// directory bound read-only, the job directory writable), so they test the
+// sandbox, not the toolchain; tests/dist/worker_test.cpp runs packaged
+// toolchains.
 class SandboxTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -35,7 +37,7 @@ class SandboxTest : public ::testing::Test {
   JobRequest job(std::vector<std::string> argv) {
     JobRequest j;
     j.argv = std::move(argv);
-    j.cwd = m_dir + "/client-cwd";  // not the job directory: bound there
+    j.cwd = m_job;  // the host's own root is the job's root here
     j.env = {"LANG=C"};
     return j;
   }
@@ -43,35 +45,9 @@ class SandboxTest : public ::testing::Test {
   std::string m_job;
 };
 
-TEST_F(SandboxTest, CompileInTheClientsDirectoryGivesTheLocalObject) {
-  const std::string src = "int f(int x) { return x * 3; }\nint main() { return f(2); }\n";
-  // Locally, in the client's directory.
-  std::string cwd = m_dir + "/client-cwd";
-  fs::create_directories(cwd);
-  ASSERT_TRUE(util::write_file(cwd + "/a.cc", src));
-  util::RunOptions local;
-  local.cwd = cwd;
-  auto l = util::run_capture({"/usr/bin/g++", "-g", "-O1", "-c", "a.cc", "-o", "a.o"}, local);
-  ASSERT_TRUE(l);
-  ASSERT_EQ(l->exit_code, 0) << l->err;
-  auto local_obj = util::read_file(cwd + "/a.o");
-  ASSERT_TRUE(local_obj);
-  fs::remove_all(cwd);  // the sandbox must not see it
-
-  ASSERT_TRUE(util::write_file(m_job + "/a.cc", src));
-  auto r =
-      run_in_sandbox("/", m_job, job({"/usr/bin/g++", "-g", "-O1", "-c", "a.cc", "-o", "a.o"}), {});
-  ASSERT_TRUE(r) << r.error();
-  ASSERT_EQ(r->exit_code, 0) << r->err;
-  auto remote_obj = util::read_file(m_job + "/a.o");
-  ASSERT_TRUE(remote_obj);
-  EXPECT_TRUE(*remote_obj == *local_obj) << "the object differs from the local one";
-  EXPECT_FALSE(fs::exists(cwd)) << "the sandbox created the client's directory on the host";
-}
-
 TEST_F(SandboxTest, CompilerErrorsComeBackAsIs) {
   ASSERT_TRUE(util::write_file(m_job + "/bad.cc", "int f() { return x; }\n"));
-  auto r = run_in_sandbox("/", m_job, job({"/usr/bin/g++", "-c", "bad.cc"}), {});
+  auto r = run_in_sandbox("/", job({"/usr/bin/g++", "-c", "bad.cc"}), {});
   ASSERT_TRUE(r) << r.error();
   EXPECT_EQ(r->exit_code, 1);
   EXPECT_NE(r->err.find("bad.cc:1:"), std::string::npos) << r->err;
@@ -84,7 +60,7 @@ TEST_F(SandboxTest, NoNetworkAndOnlyTheGivenEnvironment) {
   ASSERT_TRUE(server);
   std::string port = std::to_string((*server)->port());
   auto r =
-      run_in_sandbox("/", m_job,
+      run_in_sandbox("/",
                      job({"/usr/bin/python3", "-c",
                           "import socket,os\n"
                           "try:\n socket.create_connection(('127.0.0.1'," +
@@ -107,7 +83,7 @@ TEST_F(SandboxTest, WallTimeLimitKillsTheJob) {
   SandboxLimits limits;
   limits.wall = 300ms;
   auto begin = std::chrono::steady_clock::now();
-  auto r = run_in_sandbox("/", m_job, job({"/bin/sleep", "30"}), limits);
+  auto r = run_in_sandbox("/", job({"/bin/sleep", "30"}), limits);
   ASSERT_TRUE(r) << r.error();
   EXPECT_TRUE(r->timed_out);
   EXPECT_LT(std::chrono::steady_clock::now() - begin, 10s);
@@ -117,7 +93,7 @@ TEST_F(SandboxTest, MemoryLimitApplies) {
   SandboxLimits limits;
   limits.memory_bytes = uint64_t{200} << 20;
   auto r = run_in_sandbox(
-      "/", m_job, job({"/usr/bin/python3", "-c", "x = bytearray(400 * 1024 * 1024)\nprint('ok')"}),
+      "/", job({"/usr/bin/python3", "-c", "x = bytearray(400 * 1024 * 1024)\nprint('ok')"}),
       limits);
   ASSERT_TRUE(r) << r.error();
   EXPECT_NE(r->exit_code, 0);
@@ -126,7 +102,7 @@ TEST_F(SandboxTest, MemoryLimitApplies) {
 
 TEST_F(SandboxTest, OnlyTheJobDirectoryIsWritable) {
   auto r =
-      run_in_sandbox("/", m_job,
+      run_in_sandbox("/",
                      job({"/bin/sh", "-c",
                           "echo hi > here.txt && (echo x > /etc/kiln-sandbox-probe) 2>/dev/null; "
                           "echo $?"}),
@@ -135,6 +111,33 @@ TEST_F(SandboxTest, OnlyTheJobDirectoryIsWritable) {
   EXPECT_TRUE(r->out == "1\n" || r->out == "2\n") << r->out << r->err;  // the write failed
   EXPECT_TRUE(fs::exists(m_job + "/here.txt"));
   EXPECT_FALSE(fs::exists("/etc/kiln-sandbox-probe"));
+}
+
+TEST_F(SandboxTest, JobRootLinksTheToolchainAndRefusesTricks) {
+  std::string tc = m_dir + "/tc";
+  fs::create_directories(tc + "/usr/bin");
+  ASSERT_TRUE(util::write_file(tc + "/usr/bin/cc", "#!/bin/sh\n"));
+  fs::create_symlink("usr/bin", tc + "/bin");
+  JobRequest j = job({"/usr/bin/cc"});
+  j.cwd = "/home/u/proj/build";
+  j.inputs = {{"home/u/proj/a.cc", "int a;\n"}, {"usr/include/x.h", "#define X\n"}};
+  std::string root = m_dir + "/root";
+  auto made = make_job_root(root, tc, j);
+  ASSERT_TRUE(made) << made.error();
+  EXPECT_EQ(util::read_file(root + "/home/u/proj/a.cc").value_or(""), "int a;\n");
+  EXPECT_TRUE(fs::is_directory(root + "/home/u/proj/build"));
+  EXPECT_TRUE(fs::is_symlink(root + "/bin"));
+  EXPECT_EQ(fs::hard_link_count(root + "/usr/bin/cc"), 2u);  // linked, not copied
+  EXPECT_FALSE(make_job_root(root, tc, j)) << "an existing root is refused";
+
+  JobRequest replace = j;
+  replace.inputs = {{"usr/bin/cc", "evil"}};
+  EXPECT_FALSE(make_job_root(m_dir + "/r2", tc, replace));
+  EXPECT_EQ(util::read_file(tc + "/usr/bin/cc").value_or(""), "#!/bin/sh\n");
+  JobRequest through_link = j;
+  through_link.inputs = {{"bin/x", "evil"}};  // bin -> usr/bin
+  EXPECT_FALSE(make_job_root(m_dir + "/r3", tc, through_link));
+  EXPECT_FALSE(fs::exists(tc + "/usr/bin/x"));
 }
 
 }  // namespace

@@ -22,21 +22,28 @@ struct SandboxOutcome {
   bool timed_out = false;
 };
 
-// Runs `job.argv` under bubblewrap: the toolchain's top-level entries
-// (`toolchain_root`/usr, its /lib and /bin links, ...) read-only at their
-// absolute paths, `job_dir` read-write at `job.cwd` (so that debug
-// information names the client's directory, as a local compile would), a
-// private /tmp, /proc and /dev, no network and no other namespace shared,
-// only `job.env` in the environment, and the limits. The error says why the
-// sandbox could not run (not what the compiler said).
-expected<SandboxOutcome, std::string> run_in_sandbox(const std::string& toolchain_root,
-                                                     const std::string& job_dir,
-                                                     const JobRequest& job,
+// Runs `job.argv` under bubblewrap with `root` as its file system: each
+// top-level entry of `root` read-only at /<entry> (a toolchain and the job's
+// inputs laid out under their absolute paths; see make_job_root), the
+// working directory `job.cwd` (root + cwd, which must exist) writable, so
+// that debug information names the client's directory as a local compile
+// would; a private $TMPDIR, /proc and /dev; no network and no namespace
+// shared; only `job.env` in the environment; and the limits. The error says
+// why the sandbox could not run (not what the compiler said).
+expected<SandboxOutcome, std::string> run_in_sandbox(const std::string& root, const JobRequest& job,
                                                      const SandboxLimits& limits);
 
 // The bubblewrap command line run_in_sandbox uses (for the documentation and
 // the tests).
-std::vector<std::string> sandbox_argv(const std::string& toolchain_root, const std::string& job_dir,
-                                      const JobRequest& job, const SandboxLimits& limits);
+std::vector<std::string> sandbox_argv(const std::string& root, const JobRequest& job,
+                                      const SandboxLimits& limits);
+
+// Builds a job's root at `root` (which must not exist): the toolchain's tree
+// hard-linked (directories made, links copied, files linked: nothing is
+// copied and the cache's files are never written), the job's inputs written
+// at their paths, and the working directory made. Refuses an input that
+// would replace a toolchain file or go through a symbolic link.
+expected<void, std::string> make_job_root(const std::string& root,
+                                          const std::string& toolchain_root, const JobRequest& job);
 
 }  // namespace kiln::dist
