@@ -33,6 +33,7 @@ TEST_F(ToolchainUnpack, UnpacksFilesSymlinksAndModes) {
       {"usr/lib/x86_64-linux-gnu/ld.so", TarEntry::file, "loader", 04755},
       {"usr/lib64/ld.so", TarEntry::symlink, "/usr/lib/x86_64-linux-gnu/ld.so"},
       {"usr/share", TarEntry::dir, "", 0755},
+      {"usr/sealed", TarEntry::dir, "", 0},
   });
   const std::string dest = m_dir + "/tc";
   auto done = unpack_toolchain(archive, id_of(archive), dest);
@@ -45,6 +46,8 @@ TEST_F(ToolchainUnpack, UnpacksFilesSymlinksAndModes) {
   EXPECT_EQ(util::FileStat::of(dest + "/usr/lib/x86_64-linux-gnu/ld.so").mode & 07777, 0755u)
       << "set-id bits are dropped";
   EXPECT_TRUE(util::FileStat::of(dest + "/usr/share").is_directory());
+  EXPECT_EQ(util::FileStat::of(dest + "/usr/sealed").mode & 07777, 0700u)
+      << "a directory the worker could not remove";
   EXPECT_EQ(tree_size(dest), 14u);
   EXPECT_EQ(names_in(m_dir), std::vector<std::string>{"tc"});
 
