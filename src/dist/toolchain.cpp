@@ -2,6 +2,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -54,11 +55,17 @@ std::string dir_of(const std::string& path) {
 }
 
 bool is_elf(const std::string& path) {
-  auto content = util::read_file(path);
-  return content && content->size() >= 4 &&
-         content->compare(0, 4,
-                          "\x7f"
-                          "ELF") == 0;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return false;
+  }
+  char magic[4] = {};
+  bool elf = ::read(fd, magic, sizeof magic) == 4 && std::memcmp(magic,
+                                                                 "\x7f"
+                                                                 "ELF",
+                                                                 4) == 0;
+  ::close(fd);
+  return elf;
 }
 
 // One entry of the archive, keyed by its absolute path without the leading slash.

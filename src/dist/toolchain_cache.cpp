@@ -62,13 +62,16 @@ ToolchainCache::ToolchainCache(std::string dir, uint64_t max_bytes, uint64_t max
   std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
     return a.mtime_ns != b.mtime_ns ? a.mtime_ns < b.mtime_ns : a.id < b.id;
   });
+  std::vector<uint64_t> sizes;
+  for (const auto& f : found) {
+    sizes.push_back(tree_size(root_of(f.id)));
+  }
   std::vector<std::string> victims;
   {
     util::MutexLock lock(m_mutex);
-    for (const auto& f : found) {
-      uint64_t size = tree_size(root_of(f.id));
-      m_entries[f.id] = Entry{size, ++m_tick, 0};
-      m_total += size;
+    for (size_t i = 0; i < found.size(); ++i) {
+      m_entries[found[i].id] = Entry{sizes[i], ++m_tick, 0};
+      m_total += sizes[i];
     }
     victims = evict_locked();
   }

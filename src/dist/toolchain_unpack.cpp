@@ -222,7 +222,9 @@ expected<void, std::string> extract(std::string_view archive, const std::string&
   while ((r = archive_read_next_header(in.get(), &entry)) == ARCHIVE_OK) {
     std::string name = checked_name(archive_entry_pathname(entry));
     archive_entry_set_pathname(entry, (root + "/" + name).c_str());
-    archive_entry_set_perm(entry, archive_entry_perm(entry) & 0777);  // no set-id bits
+    // No set-id bits; directories the worker can always enter and remove.
+    mode_t perm = archive_entry_perm(entry) & 0777;
+    archive_entry_set_perm(entry, archive_entry_filetype(entry) == AE_IFDIR ? perm | 0700 : perm);
     if (archive_write_header(out.get(), entry) != ARCHIVE_OK) {
       return unexpected("cannot unpack " + name + ": " + archive_error(out.get()));
     }
