@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <memory>
 
@@ -365,6 +366,27 @@ expected<Toolchain, std::string> package_toolchain(const std::string& compiler_p
       if (auto added = collector.add_program(found); !added) {
         return unexpected(added.error());
       }
+    }
+  }
+  // The locale data: the compiler's messages use typographic quotes only
+  // where setlocale() finds a UTF-8 locale, and a remote compile must print
+  // what a local one prints. C.UTF-8 (Debian's, from libc-bin) and the
+  // compiled archive of the locales the machine has generated, if any; the
+  // compiler's translated messages (gcc.mo) are not packed.
+  std::error_code ec;
+  for (const char* dir : {"/usr/lib/locale/C.utf8", "/usr/lib/locale/C.UTF-8"}) {
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dir, ec)) {
+      if (e.is_regular_file(ec)) {
+        if (auto added = collector.add(e.path().string()); !added) {
+          return unexpected(added.error());
+        }
+      }
+    }
+    ec.clear();
+  }
+  if (util::FileStat::of("/usr/lib/locale/locale-archive").is_regular()) {
+    if (auto added = collector.add("/usr/lib/locale/locale-archive"); !added) {
+      return unexpected(added.error());
     }
   }
   auto archive = write_archive(collector.entries());
