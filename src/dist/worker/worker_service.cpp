@@ -146,10 +146,9 @@ void WorkerService::drain() {
   {
     util::MutexLock lock(m_mutex);
     m_draining = true;
-    m_heartbeat_now = true;
   }
-  m_cv.notify_all();
   m_log.event("worker_draining");
+  send_heartbeat();  // the scheduler stops allocating to this worker at once
   {
     util::MutexLock lock(m_mutex);
     while (!m_jobs.empty() && std::chrono::steady_clock::now() < deadline) {
@@ -158,6 +157,13 @@ void WorkerService::drain() {
     if (!m_jobs.empty()) {
       m_log.warn("drain_timeout", {{"jobs_abandoned", static_cast<int64_t>(m_jobs.size())}});
     }
+    // No heartbeat may follow the deregistration (it would register the
+    // worker again).
+    m_heartbeats_stopped = true;
+  }
+  m_cv.notify_all();
+  if (m_heartbeat.joinable()) {
+    m_heartbeat.join();
   }
   auto http = net::make_curl_client({2000, 5000});
   net::HttpRequest req;
@@ -216,13 +222,20 @@ bool WorkerService::send_heartbeat() {
 
 void WorkerService::heartbeat_loop() {
   while (true) {
+    {
+      util::MutexLock lock(m_mutex);
+      if (m_stopping || m_heartbeats_stopped) {
+        return;
+      }
+    }
     send_heartbeat();
     util::MutexLock lock(m_mutex);
     auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(m_interval_ms);
-    while (!m_stopping && !m_heartbeat_now && std::chrono::steady_clock::now() < until) {
+    while (!m_stopping && !m_heartbeats_stopped && !m_heartbeat_now &&
+           std::chrono::steady_clock::now() < until) {
       m_cv.wait_until(m_mutex, until);
     }
-    if (m_stopping) {
+    if (m_stopping || m_heartbeats_stopped) {
       return;
     }
     m_heartbeat_now = false;

@@ -85,6 +85,7 @@ class WorkerService {
   bool m_stopping GUARDED_BY(m_mutex) = false;
   bool m_draining GUARDED_BY(m_mutex) = false;
   bool m_heartbeat_now GUARDED_BY(m_mutex) = false;
+  bool m_heartbeats_stopped GUARDED_BY(m_mutex) = false;
   std::vector<std::string> m_jobs GUARDED_BY(m_mutex);  // accepted, not finished
   std::deque<std::function<void()>> m_queue GUARDED_BY(m_mutex);
   uint64_t m_jobs_done GUARDED_BY(m_mutex) = 0;
