@@ -101,7 +101,9 @@ class Compilation {
 
   // to_cache.cpp
   // Runs `argv` traced when kiln can trace it (m_tracer).
-  expected<util::RunResult, int> run_traced(const std::vector<std::string>& argv);
+  // `step`: set for the compile of a miss (an executor may run it elsewhere).
+  expected<util::RunResult, int> run_traced(const std::vector<std::string>& argv,
+                                            const CompileStep* step = nullptr);
   expected<util::RunResult, int> run_compiler();
   Includes collect_includes(const std::vector<std::string>& paths);
   // Why the result of this compilation (or, with compiled false, of its

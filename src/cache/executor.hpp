@@ -8,11 +8,23 @@
 
 namespace kiln::cache {
 
+// What the pipeline knows of a compile step, for an executor that runs it
+// elsewhere (the build cluster's client): set only on the compile of a miss.
+struct CompileStep {
+  std::string source;  // as in argv
+  // Files the compile writes, as in argv (relative to cwd or absolute): the
+  // object first, then the depfile, .dwo, ... that it produces.
+  std::vector<std::string> outputs;
+  std::string compiler_identity;  // hex digest of the compiler (CompilerInfo::identity)
+  std::string cache_dir;          // where an executor may keep its own files
+};
+
 // One run of the compiler (or its preprocessor) as the pipeline asks for it.
 struct Command {
-  std::vector<std::string> argv;  // argv[0] is the compiler's absolute path
-  std::vector<std::string> env;   // the whole environment, "NAME=value"
-  std::string cwd;                // where relative paths in argv are resolved
+  std::vector<std::string> argv;         // argv[0] is the compiler's absolute path
+  std::vector<std::string> env;          // the whole environment, "NAME=value"
+  std::string cwd;                       // where relative paths in argv are resolved
+  const CompileStep* compile = nullptr;  // set on a miss's compile step
 };
 
 // Where the pipeline's compiler runs go. The client runs them here

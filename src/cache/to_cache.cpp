@@ -20,7 +20,8 @@ constexpr int64_t k_too_new_slack_ns = 50'000'000;
 
 }  // namespace
 
-expected<util::RunResult, int> Compilation::run_traced(const std::vector<std::string>& argv) {
+expected<util::RunResult, int> Compilation::run_traced(const std::vector<std::string>& argv,
+                                                       const CompileStep* step) {
   if (!m_tracer) {
     m_tracer = std::make_unique<Tracer>(default_trace_library(m_cfg.cache_dir),
                                         m_cfg.cache_dir + "/tmp", m_env);
@@ -29,6 +30,7 @@ expected<util::RunResult, int> Compilation::run_traced(const std::vector<std::st
   command.argv = argv;
   command.env = m_tracer->usable() ? m_tracer->environment(m_env).entries() : m_env.entries();
   command.cwd = m_inv.cwd;
+  command.compile = step;
   return m_executor.run(command);
 }
 
@@ -48,7 +50,18 @@ expected<util::RunResult, int> Compilation::run_compiler() {
       argv.push_back(std::move(option));
     }
   }
-  return run_traced(argv);
+  CompileStep step;
+  step.source = m_args.source;
+  step.outputs.push_back(m_args.output);
+  for (const std::string* extra : {&m_args.depfile, &m_args.dwo_file, &m_args.gcno_file,
+                                   &m_args.stack_usage_file, &m_args.callgraph_file}) {
+    if (!extra->empty() && (extra != &m_args.depfile || m_args.generating_dependencies)) {
+      step.outputs.push_back(*extra);
+    }
+  }
+  step.compiler_identity = m_compiler.identity.to_hex();
+  step.cache_dir = m_cfg.cache_dir;
+  return run_traced(argv, &step);
 }
 
 std::optional<Counter> Compilation::refusal(Includes* includes, bool compiled) {

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -126,11 +127,32 @@ util::Counters level_counters(const util::Counters& all) {
     for (size_t i = 0; i < static_cast<size_t>(cache::Counter::count_) && !known; ++i) {
       known = cache::to_string(static_cast<cache::Counter>(i)) == name;
     }
-    if (!known && value != 0) {
+    if (!known && value != 0 && !name.starts_with("dist_")) {
       out[name] = value;
     }
   }
   return out;
+}
+
+// The build cluster's client counters (dist_*): {"jobs", "succeeded",
+// "retries": {reason: n}, "local_fallbacks": {reason: n}, "bytes_sent",
+// "bytes_received"} as JSON.
+std::string dist_json(const util::Counters& c) {
+  std::string retries, fallbacks;
+  for (const auto& [name, value] : c) {
+    for (auto [prefix, out] : {std::pair{std::string_view("dist_retries_"), &retries},
+                               std::pair{std::string_view("dist_local_fallbacks_"), &fallbacks}}) {
+      if (name.starts_with(prefix) && value != 0) {
+        *out += std::string(out->empty() ? "" : ", ") + "\"" +
+                util::json_escape(name.substr(prefix.size())) + "\": " + std::to_string(value);
+      }
+    }
+  }
+  return "{\"jobs\": " + std::to_string(get(c, "dist_jobs")) +
+         ", \"succeeded\": " + std::to_string(get(c, "dist_succeeded")) + ", \"retries\": {" +
+         retries + "}, \"local_fallbacks\": {" + fallbacks +
+         "}, \"bytes_sent\": " + std::to_string(get(c, "dist_bytes_sent")) +
+         ", \"bytes_received\": " + std::to_string(get(c, "dist_bytes_received")) + "}";
 }
 
 int show_stats(const cache::Config& config, bool json) {
@@ -158,7 +180,7 @@ int show_stats(const cache::Config& config, bool json) {
                   static_cast<long long>(value));
       first = false;
     }
-    std::printf("\n  }\n}\n");
+    std::printf("\n  },\n  \"dist\": %s\n}\n", dist_json(c).c_str());
     return 0;
   }
   int64_t uncacheable = 0;
@@ -207,6 +229,25 @@ int show_stats(const cache::Config& config, bool json) {
     for (const auto& [name, value] : levels) {
       print_row(name.c_str(), value, "", 2);
     }
+  }
+  if (get(c, "dist_jobs") != 0 || std::any_of(c.begin(), c.end(), [](const auto& kv) {
+        return kv.first.starts_with("dist_local_fallbacks_") && kv.second != 0;
+      })) {
+    std::printf("Build cluster\n");
+    print_row("Jobs", get(c, "dist_jobs"), "", 2);
+    print_row("Compiled on the cluster", get(c, "dist_succeeded"), "", 2);
+    for (const auto& [name, value] : c) {
+      if (value != 0 && name.starts_with("dist_retries_")) {
+        print_row(("Retried: " + name.substr(13)).c_str(), value, "", 2);
+      }
+    }
+    for (const auto& [name, value] : c) {
+      if (value != 0 && name.starts_with("dist_local_fallbacks_")) {
+        print_row(("Compiled locally: " + name.substr(21)).c_str(), value, "", 2);
+      }
+    }
+    print_row("Bytes sent", get(c, "dist_bytes_sent"), "", 2);
+    print_row("Bytes received", get(c, "dist_bytes_received"), "", 2);
   }
   return 0;
 }

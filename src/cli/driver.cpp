@@ -8,6 +8,8 @@
 #include "kiln/cache/compilation.hpp"
 #include "kiln/cli/commands.hpp"
 #include "kiln/compiler/compiler_info.hpp"
+#include "kiln/dist/executor.hpp"
+#include "kiln/storage/plugin_storage.hpp"
 #include "kiln/util/clock.hpp"
 #include "kiln/util/file.hpp"
 #include "kiln/util/path.hpp"
@@ -56,12 +58,20 @@ int compile(const DriverHooks& hooks, Progress* p, int64_t start_ns) {
   // stderr, and compilers run as children of this process.
   const util::Environment env = util::Environment::of_process();
   cache::StandardOutputSink output;
-  cache::LocalExecutor executor;
+  cache::LocalExecutor local;
+  // With a scheduler configured, a miss's compile goes to the build cluster.
+  std::optional<dist::DistExecutor> distributed;
+  if (auto settings = dist::dist_settings(config.values); settings.enabled()) {
+    distributed.emplace(std::move(settings),
+                        config.storage.plugin_dir.empty() ? storage::default_plugin_dir()
+                                                          : config.storage.plugin_dir,
+                        local, log, [](const std::string& m) { warn_once(m); });
+  }
 
   cache::Invocation inv;
   inv.env = &env;
   inv.output = &output;
-  inv.executor = &executor;
+  inv.executor = distributed ? static_cast<cache::Executor*>(&*distributed) : &local;
   inv.config = &config;
   inv.log = &log;
   inv.cwd = util::current_dir();
@@ -79,9 +89,22 @@ int compile(const DriverHooks& hooks, Progress* p, int64_t start_ns) {
     warn_once("storage " + problem +
               " (skipped for this compilation; kiln --check-storage tests every level)");
   }
-  if (const auto* local = compilation.local()) {
-    stats.add(cache::Counter::files, local->files_delta());
-    stats.add(cache::Counter::size, local->size_delta());
+  if (const auto* local_level = compilation.local()) {
+    stats.add(cache::Counter::files, local_level->files_delta());
+    stats.add(cache::Counter::size, local_level->size_delta());
+  }
+  if (distributed) {
+    const dist::DistStats& d = distributed->stats();
+    stats.add("dist_jobs", static_cast<int64_t>(d.jobs));
+    stats.add("dist_succeeded", static_cast<int64_t>(d.succeeded));
+    stats.add("dist_bytes_sent", static_cast<int64_t>(d.bytes_sent));
+    stats.add("dist_bytes_received", static_cast<int64_t>(d.bytes_received));
+    for (const auto& [reason, n] : d.retries) {
+      stats.add("dist_retries_" + reason, static_cast<int64_t>(n));
+    }
+    for (const auto& [reason, n] : d.local_fallbacks) {
+      stats.add("dist_local_fallbacks_" + reason, static_cast<int64_t>(n));
+    }
   }
   if (!config.stats) {
     // Cleanup still needs the size and file counters.
@@ -98,7 +121,7 @@ int compile(const DriverHooks& hooks, Progress* p, int64_t start_ns) {
     warn_once("cannot update statistics in " + config.cache_dir +
               "/stats: " + std::strerror(errno));
   }
-  if (const auto* local = compilation.local(); local && local->size_delta() > 0) {
+  if (const auto* local_level = compilation.local(); local_level && local_level->size_delta() > 0) {
     maybe_start_cleanup(config);
   }
   if (outcome.kind == cache::Outcome::Kind::fall_back) {

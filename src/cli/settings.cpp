@@ -1,5 +1,6 @@
 #include "kiln/cli/settings.hpp"
 
+#include "kiln/dist/settings.hpp"
 #include "kiln/storage/storage_settings.hpp"
 
 namespace kiln::cli {
@@ -9,6 +10,7 @@ const config::Registry& registry() {
     config::Registry r;
     storage::register_settings(r);
     cache::register_settings(r);
+    dist::register_settings(r);
     return r;
   }();
   return r;

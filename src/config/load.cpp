@@ -67,14 +67,26 @@ void apply_file(const Registry& registry, const std::string& path, Loaded* out) 
     out->errors.push_back(table.error());
     return;
   }
+  // A key "a.b" may be written `a.b = ...` (quoted or dotted) or in a table
+  // `[a]` as `b = ...`: one level of tables is flattened.
+  std::vector<std::pair<std::string, const toml::node*>> entries;
   for (auto&& [name, node] : *table) {
     std::string key(name.str());
+    if (node.is_table() && !registry.find(key)) {
+      for (auto&& [sub, sub_node] : *node.as_table()) {
+        entries.emplace_back(key + "." + std::string(sub.str()), &sub_node);
+      }
+    } else {
+      entries.emplace_back(std::move(key), &node);
+    }
+  }
+  for (const auto& [key, node] : entries) {
     const KeyDecl* decl = registry.find(key);
     if (!decl) {
       out->errors.push_back(Error{ErrorKind::unknown_key, Origin::config_file, path, 0, key, ""});
       continue;
     }
-    auto text = toml_value_text(*decl, node);
+    auto text = toml_value_text(*decl, *node);
     if (!text) {
       out->errors.push_back(Error{ErrorKind::bad_value, Origin::config_file, path, 0, key,
                                   "unsupported TOML value type"});

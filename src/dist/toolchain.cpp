@@ -18,6 +18,7 @@
 #include "kiln/util/file.hpp"
 #include "kiln/util/hash.hpp"
 #include "kiln/util/process.hpp"
+#include "kiln/util/string.hpp"
 
 namespace kiln::dist {
 namespace {
@@ -365,6 +366,22 @@ expected<Toolchain, std::string> package_toolchain(const std::string& compiler_p
       }
       if (auto added = collector.add_program(found); !added) {
         return unexpected(added.error());
+      }
+    }
+  }
+  // clang finds libstdc++'s headers through the GCC installation it detects
+  // (a directory holding crtbegin.o) and spells them through it
+  // (/usr/bin/../lib/gcc/<triple>/12/../../../../include/c++/12/...), so
+  // that directory must exist where the job runs.
+  if (cc1plus->empty() || cc1plus->front() != '/') {
+    auto libgcc = util::run_capture({compiler_path, "-print-libgcc-file-name"});
+    if (libgcc && libgcc->exit_code == 0) {
+      std::string dir = std::string(util::trim(libgcc->out));
+      dir = dir.substr(0, dir.rfind('/'));
+      if (util::FileStat::of(dir + "/crtbegin.o").is_regular()) {
+        if (auto added = collector.add(dir + "/crtbegin.o"); !added) {
+          return unexpected(added.error());
+        }
       }
     }
   }

@@ -22,38 +22,12 @@ import unittest
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 BIN: Path = Path()
 
 
-def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return json.loads(r.read().decode())
-
-
-def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
-    end = time.time() + timeout
-    while time.time() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class Daemon:
-    def __init__(self, argv: list[str], env: dict[str, str]):
-        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
-        line = self.proc.stdout.readline()
-        if not line.startswith("listening on "):
-            self.proc.kill()
-            raise AssertionError(f"{argv[0]}: {line!r} {self.proc.stderr.read()}")
-        self.address = line.split()[2]
-        self.port = int(self.address.rsplit(":", 1)[1])
-
-    def signal(self, sig) -> int:
-        self.proc.send_signal(sig)
-        return self.proc.wait(timeout=30)
+from cluster import Daemon, get_json, wait_until  # noqa: E402
 
 
 class ClusterDaemons(unittest.TestCase):
@@ -65,11 +39,7 @@ class ClusterDaemons(unittest.TestCase):
 
     def tearDown(self):
         for d in self.daemons:
-            if d.proc.poll() is None:
-                d.proc.kill()
-                d.proc.wait()
-            d.proc.stdout.close()
-            d.proc.stderr.close()
+            d.close()
 
     def scheduler(self, port: int = 0) -> Daemon:
         d = Daemon([str(BIN / "kiln-scheduler"), "--listen", f"127.0.0.1:{port}",

@@ -181,6 +181,15 @@ expected<void, std::string> make_job_root(const std::string& root,
   if (job.cwd != "/" && !ensure_dirs(job.cwd.substr(1))) {
     return unexpected("the working directory " + job.cwd + " goes through a link or a file");
   }
+  // The outputs' directories exist where the client compiles (a build
+  // system made them): so here.
+  const std::string cwd_rel = job.cwd == "/" ? "" : job.cwd.substr(1) + "/";
+  for (const auto& out : job.outputs) {
+    auto slash = out.rfind('/');
+    if (slash != std::string::npos && !ensure_dirs(cwd_rel + out.substr(0, slash))) {
+      return unexpected("output " + out + " goes through a link or a file");
+    }
+  }
   return {};
 }
 

@@ -41,8 +41,8 @@ std::vector<std::string> sandbox_argv(const std::string& root, const JobRequest&
 // Builds a job's root at `root` (which must not exist): the toolchain's tree
 // hard-linked (directories made, links copied, files linked: nothing is
 // copied and the cache's files are never written), the job's inputs written
-// at their paths, and the working directory made. Refuses an input that
-// would replace a toolchain file or go through a symbolic link.
+// at their paths, and the working directory and the outputs' directories made. Refuses an input
+// that would replace a toolchain file or go through a symbolic link.
 expected<void, std::string> make_job_root(const std::string& root,
                                           const std::string& toolchain_root, const JobRequest& job);
 

@@ -1,0 +1,284 @@
+#include "kiln/dist/executor.hpp"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "kiln/dist/dist_plugin_abi.h"
+#include "kiln/dist/job.hpp"
+#include "kiln/util/file.hpp"
+#include "kiln/util/path.hpp"
+#include "kiln/util/string.hpp"
+
+namespace kiln::dist {
+
+namespace {
+
+// Options that name a file the dependency-only run must not write, with
+// their argument (separate or attached).
+bool is_output_option(const std::string& a, bool* takes_next) {
+  *takes_next = false;
+  for (const char* opt : {"-o", "-MF", "-MT", "-MQ"}) {
+    if (a == opt) {
+      *takes_next = true;
+      return true;
+    }
+    if (a.starts_with(opt) && a.size() > std::strlen(opt)) {
+      return true;
+    }
+  }
+  return a == "-c" || a == "-MD" || a == "-MMD" || a == "-MP";
+}
+
+// The depfile's prerequisites (make syntax, as GCC and clang write it).
+// False if a name has an escaped space or other quoting we do not handle.
+bool parse_depfile(const std::string& text, std::vector<std::string>* out) {
+  std::string flat;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\\' && i + 1 < text.size() && text[i + 1] == '\n') {
+      flat += ' ';
+      ++i;
+    } else if (text[i] == '\\' || text[i] == '$') {
+      return false;
+    } else {
+      flat += text[i] == '\n' ? ' ' : text[i];
+    }
+  }
+  auto colon = flat.find(": ");
+  if (colon == std::string::npos) {
+    return false;
+  }
+  for (const auto& word : util::split(flat.substr(colon + 2), ' ')) {
+    if (!word.empty()) {
+      out->push_back(word);
+    }
+  }
+  return true;
+}
+
+std::string lexical(const std::string& path) {
+  return std::filesystem::path(path).lexically_normal().string();
+}
+
+struct PluginResult {
+  std::string result;
+  bool has_result = false;
+  std::string counters;
+  std::string error;
+};
+
+void on_result(void* ctx, const char* result, size_t size, const char* counters,
+               const char* error) {
+  auto* r = static_cast<PluginResult*>(ctx);
+  if (result) {
+    r->result.assign(result, size);
+    r->has_result = true;
+  }
+  r->counters = counters ? counters : "";
+  r->error = error ? error : "";
+}
+
+kiln_dist_run_fn load_plugin(const std::string& dir, std::string* error) {
+  static kiln_dist_run_fn fn = nullptr;
+  if (fn) {
+    return fn;
+  }
+  std::string path = dir + "/libkiln-dist.so";
+  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    const char* e = ::dlerror();
+    *error = e ? e : ("cannot load " + path);
+    return nullptr;
+  }
+  fn = reinterpret_cast<kiln_dist_run_fn>(::dlsym(handle, KILN_DIST_PLUGIN_ENTRY));
+  if (!fn) {
+    *error = path + " has no " + KILN_DIST_PLUGIN_ENTRY;
+  }
+  return fn;
+}
+
+}  // namespace
+
+DistExecutor::DistExecutor(DistSettings settings, std::string plugin_dir, cache::Executor& local,
+                           util::Logger log, std::function<void(const std::string&)> warn)
+    : m_settings(std::move(settings)),
+      m_plugin_dir(std::move(plugin_dir)),
+      m_local(local),
+      m_log(std::move(log)),
+      m_warn(std::move(warn)) {}
+
+expected<util::RunResult, int> DistExecutor::fall_back(const cache::Command& command,
+                                                       const std::string& reason,
+                                                       const std::string& detail) {
+  m_log.warn("dist_not_used", {{"reason", reason}, {"detail", detail}});
+  if (!m_settings.fallback_to_local) {
+    util::RunResult r;
+    r.exit_code = 1;
+    r.err = "kiln: the build cluster could not compile " +
+            (command.compile ? command.compile->source : std::string("this")) + " (" + reason +
+            (detail.empty() ? "" : ": " + detail) + "), and dist.fallback_to_local is false\n";
+    ++m_stats.local_fallbacks["refused_" + reason];
+    return r;
+  }
+  ++m_stats.local_fallbacks[reason];
+  m_warn("build cluster not used (" + reason + "), compiling locally");
+  return m_local.run(command);
+}
+
+expected<util::RunResult, int> DistExecutor::run(const cache::Command& command) {
+  if (!command.compile) {
+    return m_local.run(command);
+  }
+  const cache::CompileStep& step = *command.compile;
+  for (const auto& a : command.argv) {
+    if (a.starts_with("-Wp,") || a.starts_with("-specs") || a == "-save-temps" ||
+        a.starts_with("-save-temps=") || a.starts_with("-fplugin") || a == "-") {
+      return fall_back(command, "not_distributable", a);
+    }
+  }
+  // 1. The headers: a dependency-only run of the same command, here and under
+  // the pipeline's trace (the manifest learns what the compiler looked at).
+  std::string deps_file = step.cache_dir + "/tmp/dist-deps." + util::unique_suffix();
+  if (!util::make_directories(step.cache_dir + "/tmp")) {
+    return fall_back(command, "cannot_prepare", "no temporary directory");
+  }
+  cache::Command deps;
+  deps.env = command.env;
+  deps.cwd = command.cwd;
+  for (size_t i = 0; i < command.argv.size(); ++i) {
+    bool takes_next = false;
+    if (i > 0 && is_output_option(command.argv[i], &takes_next)) {
+      i += takes_next ? 1 : 0;
+      continue;
+    }
+    deps.argv.push_back(command.argv[i]);
+  }
+  deps.argv.insert(deps.argv.end(), {"-M", "-MF", deps_file});
+  auto scanned = m_local.run(deps);
+  auto text = util::read_file(deps_file);
+  ::unlink(deps_file.c_str());
+  if (!scanned || scanned->exit_code != 0 || !text) {
+    // The compile will fail the same way, here, with the compiler's message.
+    return fall_back(command, "cannot_prepare", "the dependency scan failed");
+  }
+  std::vector<std::string> prerequisites;
+  if (!parse_depfile(*text, &prerequisites)) {
+    return fall_back(command, "not_distributable", "a header name the depfile quotes");
+  }
+  JobRequest job;
+  job.argv = command.argv;
+  job.cwd = command.cwd;
+  for (const auto& kv : command.env) {
+    // The trace (LD_PRELOAD of kiln's library) stays here.
+    if (!kv.starts_with("LD_PRELOAD=") && !kv.starts_with("KILN_")) {
+      job.env.push_back(kv);
+    }
+  }
+  std::set<std::string> seen;
+  for (const auto& p : prerequisites) {
+    std::string abs = lexical(util::join_path(command.cwd, p));
+    if (!seen.insert(abs).second) {
+      continue;
+    }
+    // A path through a symbolic link would resolve differently in the job's
+    // root, where only the files are: such a compile stays here.
+    if (util::real_path(abs) != abs) {
+      return fall_back(command, "not_distributable", "an input through a link: " + abs);
+    }
+    auto data = util::read_file(abs);
+    if (!data) {
+      return fall_back(command, "cannot_prepare", "cannot read " + abs);
+    }
+    job.inputs.push_back({abs.substr(1), std::move(*data)});
+  }
+  const std::string cwd = lexical(command.cwd);
+  for (const auto& o : step.outputs) {
+    std::string abs = lexical(util::join_path(command.cwd, o));
+    if (!abs.starts_with(cwd + "/")) {
+      return fall_back(command, "not_distributable", "an output outside the directory: " + o);
+    }
+    job.outputs.push_back(abs.substr(cwd.size() + 1));
+  }
+  if (!is_safe_absolute_dir(cwd) || util::real_path(cwd) != cwd) {
+    return fall_back(command, "not_distributable", "the working directory is a link");
+  }
+  job.cwd = cwd;
+
+  // 2. The cluster, through the plugin.
+  std::string error;
+  kiln_dist_run_fn plugin = load_plugin(m_plugin_dir, &error);
+  if (!plugin) {
+    return fall_back(command, "no_plugin", error);
+  }
+  std::string token = m_settings.token;
+  if (token.starts_with("/")) {
+    token = std::string(util::trim(util::read_file(token).value_or("")));
+  }
+  std::string ca;
+  if (!m_settings.scheduler_ca.empty()) {
+    ca = util::read_file(m_settings.scheduler_ca).value_or("");
+  }
+  char host[256] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  std::string client_id = std::string(host) + ":" + std::to_string(::getpid());
+  std::string settings = nlohmann::json{{"scheduler_url", m_settings.scheduler_url},
+                                        {"token", token},
+                                        {"scheduler_ca_pem", ca},
+                                        {"client_id", client_id},
+                                        {"retry_limit", m_settings.retry_limit}}
+                             .dump();
+  std::string body = encode_job(job);
+  kiln_dist_request request{KILN_DIST_PLUGIN_ABI,
+                            settings.c_str(),
+                            command.argv[0].c_str(),
+                            step.compiler_identity.c_str(),
+                            step.cache_dir.c_str(),
+                            body.data(),
+                            body.size()};
+  PluginResult got;
+  int status = plugin(&request, on_result, &got);
+  auto counters = nlohmann::json::parse(got.counters, nullptr, false);
+  if (counters.is_object()) {
+    m_stats.jobs += counters.value("jobs", uint64_t{0});
+    m_stats.bytes_sent += counters.value("bytes_sent", uint64_t{0});
+    m_stats.bytes_received += counters.value("bytes_received", uint64_t{0});
+    if (counters.contains("retries") && counters["retries"].is_object()) {
+      for (auto& [reason, n] : counters["retries"].items()) {
+        m_stats.retries[reason] += n.is_number_unsigned() ? n.get<uint64_t>() : 0;
+      }
+    }
+  }
+  if (status != 0 || !got.has_result) {
+    static const char* names[] = {"scheduler_unreachable", "no_capacity", "retries_exhausted",
+                                  "refused", "unauthorised"};
+    std::string reason = status >= 1 && status <= 5 ? names[status - 1]
+                         : status == 100            ? "toolchain"
+                                                    : "plugin_error";
+    return fall_back(command, reason, got.error);
+  }
+  auto result = decode_result(got.result);
+  if (!result) {
+    return fall_back(command, "plugin_error", result.error());
+  }
+  // 3. The outputs, where the compiler would have written them.
+  for (const auto& out : result->outputs) {
+    std::string path = cwd + "/" + out.path;
+    if (!util::write_file_atomic(path, out.data)) {
+      return fall_back(command, "cannot_write_output", path);
+    }
+  }
+  ++m_stats.succeeded;
+  m_log.event("dist_compiled", {{"source", step.source}, {"exit_code", result->exit_code}});
+  util::RunResult r;
+  r.exit_code = result->exit_code;
+  r.out = std::move(result->out);
+  r.err = std::move(result->err);
+  return r;
+}
+
+}  // namespace kiln::dist
