@@ -65,7 +65,7 @@ int compile(const DriverHooks& hooks, Progress* p, int64_t start_ns) {
     distributed.emplace(std::move(settings),
                         config.storage.plugin_dir.empty() ? storage::default_plugin_dir()
                                                           : config.storage.plugin_dir,
-                        local, log, [](const std::string& m) { warn_once(m); });
+                        local, log, [](const std::string& m) { warn_once(m); }, config.log_file);
   }
 
   cache::Invocation inv;

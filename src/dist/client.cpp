@@ -1,6 +1,9 @@
 #include "kiln/dist/client.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <optional>
+#include <thread>
 
 #include "kiln/dist/protocol.hpp"
 
@@ -71,7 +74,22 @@ expected<JobResult, DistFailure> DistClient::run(const JobRequest& job, const Ar
     ar.headers = {"Authorization: Bearer " + m_options.token, "Content-Type: application/json"};
     ar.ca_pem = m_options.scheduler_ca_pem;
     ar.total_ms = m_options.alloc_wait_ms + 10000;
+    // A scheduler that restarts (or a proxy in front of it) is back within
+    // seconds: ask again with backoff before giving up on the cluster.
     auto ares = m_http->perform(ar);
+    auto backoff = std::chrono::milliseconds(100);
+    auto give_up =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(m_options.scheduler_retry_ms);
+    while ((!ares || ares->status >= 500) && !(ares && ares->status == 503) &&
+           std::chrono::steady_clock::now() + backoff < give_up) {
+      ++m_counters.retries["scheduler"];
+      m_log.warn("dist_scheduler_retry",
+                 {{"error", ares ? "HTTP " + std::to_string(ares->status) : ares.error().message},
+                  {"backoff_ms", static_cast<int64_t>(backoff.count())}});
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+      ares = m_http->perform(ar);
+    }
     if (!ares) {
       m_log.warn("dist_scheduler_unreachable", {{"error", ares.error().message}});
       return unexpected(DistFailure::scheduler_unreachable);

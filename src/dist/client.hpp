@@ -20,6 +20,9 @@ struct DistClientOptions {
   int retry_limit = 3;           // new workers tried after the first fails
   int alloc_wait_ms = 30000;     // how long the scheduler may hold an allocation
   int job_timeout_ms = 600000;   // one job on one worker, upload included
+  // How long to keep asking a scheduler that does not answer (or answers
+  // 5xx), with backoff from 100 ms to 2 s, before the job falls back.
+  int scheduler_retry_ms = 10000;
 };
 
 // Why the cluster did not produce a result (the caller then compiles

@@ -9,8 +9,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kiln/dist/client.hpp"
 #include "kiln/dist/dist_plugin_abi.h"
 #include "kiln/dist/job.hpp"
+#include "kiln/util/clock.hpp"
 #include "kiln/util/file.hpp"
 #include "kiln/util/path.hpp"
 #include "kiln/util/string.hpp"
@@ -18,6 +20,9 @@
 namespace kiln::dist {
 
 namespace {
+
+// After a scheduler did not answer, compiles skip the cluster this long.
+constexpr int64_t k_scheduler_down_ns = 30'000'000'000;
 
 // Options that name a file the dependency-only run must not write, with
 // their argument (separate or attached).
@@ -105,9 +110,11 @@ kiln_dist_run_fn load_plugin(const std::string& dir, std::string* error) {
 }  // namespace
 
 DistExecutor::DistExecutor(DistSettings settings, std::string plugin_dir, cache::Executor& local,
-                           util::Logger log, std::function<void(const std::string&)> warn)
+                           util::Logger log, std::function<void(const std::string&)> warn,
+                           std::string log_file)
     : m_settings(std::move(settings)),
       m_plugin_dir(std::move(plugin_dir)),
+      m_log_file(std::move(log_file)),
       m_local(local),
       m_log(std::move(log)),
       m_warn(std::move(warn)) {}
@@ -209,7 +216,14 @@ expected<util::RunResult, int> DistExecutor::run(const cache::Command& command) 
   }
   job.cwd = cwd;
 
-  // 2. The cluster, through the plugin.
+  // 2. The cluster, through the plugin; not while the scheduler is known to
+  // be down (each compile would wait for it first).
+  const std::string down_marker = step.cache_dir + "/tmp/dist-scheduler-down";
+  util::FileStat down = util::FileStat::of(down_marker);
+  const int64_t now_ns = util::Clock::system().wall_ns();
+  if (down.exists() && now_ns - down.mtime_ns < k_scheduler_down_ns) {
+    return fall_back(command, "scheduler_unreachable", "marked down a moment ago");
+  }
   std::string error;
   kiln_dist_run_fn plugin = load_plugin(m_plugin_dir, &error);
   if (!plugin) {
@@ -230,7 +244,9 @@ expected<util::RunResult, int> DistExecutor::run(const cache::Command& command) 
                                         {"token", token},
                                         {"scheduler_ca_pem", ca},
                                         {"client_id", client_id},
-                                        {"retry_limit", m_settings.retry_limit}}
+                                        {"retry_limit", m_settings.retry_limit},
+                                        {"log_file", m_log_file},
+                                        {"scheduler_retry_ms", m_settings.scheduler_wait_s * 1000}}
                              .dump();
   std::string body = encode_job(job);
   kiln_dist_request request{KILN_DIST_PLUGIN_ABI,
@@ -252,6 +268,9 @@ expected<util::RunResult, int> DistExecutor::run(const cache::Command& command) 
         m_stats.retries[reason] += n.is_number_unsigned() ? n.get<uint64_t>() : 0;
       }
     }
+  }
+  if (status == 1 + static_cast<int>(DistFailure::scheduler_unreachable)) {
+    (void)util::write_file(down_marker, "");
   }
   if (status != 0 || !got.has_result) {
     static const char* names[] = {"scheduler_unreachable", "no_capacity", "retries_exhausted",

@@ -33,9 +33,11 @@ struct DistStats {
 class DistExecutor final : public cache::Executor {
  public:
   // `plugin_dir`: where libkiln-dist.so is (beside kiln). `warn`: prints a
-  // warning once per text (the client's warn_once).
+  // warning once per text (the client's warn_once). `log_file`: kiln's debug
+  // log, which the cluster client appends to as well.
   DistExecutor(DistSettings settings, std::string plugin_dir, cache::Executor& local,
-               util::Logger log, std::function<void(const std::string&)> warn);
+               util::Logger log, std::function<void(const std::string&)> warn,
+               std::string log_file = "");
 
   expected<util::RunResult, int> run(const cache::Command& command) override;
   const DistStats& stats() const { return m_stats; }
@@ -46,6 +48,7 @@ class DistExecutor final : public cache::Executor {
 
   DistSettings m_settings;
   std::string m_plugin_dir;
+  std::string m_log_file;
   cache::Executor& m_local;
   util::Logger m_log;
   std::function<void(const std::string&)> m_warn;

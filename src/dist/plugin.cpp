@@ -51,8 +51,15 @@ int run(const kiln_dist_request* request, kiln_dist_result_fn on_result, void* c
   o.scheduler_ca_pem = settings.value("scheduler_ca_pem", "");
   o.client_id = settings.value("client_id", "kiln");
   o.retry_limit = settings.value("retry_limit", 3);
-  // Logs go through kiln's own log (the caller's counters and messages).
-  dist::DistClient client(o, net::make_curl_client({3000, 600000}), util::Logger());
+  o.scheduler_retry_ms = settings.value("scheduler_retry_ms", 10000);
+  // Into kiln's debug log (log_file), every line with the client's id, and
+  // the job's and the worker's on the lines about a job.
+  util::Logger log;
+  if (std::string file = settings.value("log_file", ""); !file.empty()) {
+    log.open(file);
+  }
+  log = log.bind({{"client_id", o.client_id}});
+  dist::DistClient client(o, net::make_curl_client({3000, 600000}), log);
   std::string archive = std::move(toolchain->archive);
   auto result = client.run(
       *job, [&]() -> kiln::expected<std::string, std::string> { return std::move(archive); });

@@ -38,6 +38,11 @@ void register_settings(config::Registry& r) {
   add(r, KeyDecl("dist.fallback_to_local", "KILN_DIST_FALLBACK_TO_LOCAL", Type::boolean, "true",
                  "compile locally when the cluster cannot (counted by reason, warned once); "
                  "`false` (CI farms) fails the compile with a message instead"));
+  add(r, KeyDecl("dist.scheduler_wait_s", "KILN_DIST_SCHEDULER_WAIT_S", Type::integer, "10",
+                 "how long a compile keeps asking a scheduler that does not answer (a restart), "
+                 "with backoff, before it falls back; then the cluster is skipped for 30 s")
+             .between(0, 3600)
+             .counting("seconds"));
   add(r, KeyDecl("dist.retry_limit", "KILN_DIST_RETRY_LIMIT", Type::integer, "3",
                  "other workers tried after the first one fails a job")
              .between(0, 100));
@@ -50,6 +55,7 @@ DistSettings dist_settings(const config::Values& values) {
   s.scheduler_ca = values.get_string("dist.scheduler_ca");
   s.fallback_to_local = values.get_bool("dist.fallback_to_local");
   s.retry_limit = static_cast<int>(values.get_int("dist.retry_limit"));
+  s.scheduler_wait_s = static_cast<int>(values.get_int("dist.scheduler_wait_s"));
   return s;
 }
 

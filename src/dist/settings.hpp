@@ -15,6 +15,7 @@ struct DistSettings {
   std::string scheduler_ca;   // PEM file to trust for an https scheduler
   bool fallback_to_local = true;
   int retry_limit = 3;
+  int scheduler_wait_s = 10;
   bool enabled() const { return !scheduler_url.empty(); }
 };
 

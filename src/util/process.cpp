@@ -114,12 +114,14 @@ expected<RunResult, int> run_capture(const std::vector<std::string>& argv,
   // After the kill, a descendant that left the group may still hold a pipe:
   // its output is not waited for longer than this.
   const auto k_drain = std::chrono::milliseconds(500);
+  Clock::SteadyPoint drain_deadline = deadline + k_drain;
+  const std::atomic<bool>* cancel = limited ? options.cancel : nullptr;
   while (open_fds > 0) {
     int wait_ms = -1;
     if (limited) {
-      const bool draining = result.timed_out || reaped;
+      const bool draining = result.timed_out || result.cancelled || reaped;
       auto left = std::chrono::ceil<std::chrono::milliseconds>(
-          (draining ? deadline + k_drain : deadline) - Clock::system().steady());
+          (draining ? drain_deadline : deadline) - Clock::system().steady());
       if (left.count() <= 0) {
         if (draining) {
           break;
@@ -131,9 +133,14 @@ expected<RunResult, int> run_capture(const std::vector<std::string>& argv,
         ::kill(-pid, SIGKILL);
         continue;
       }
-      wait_ms = static_cast<int>(std::min<int64_t>(left.count(), 60000));
+      wait_ms = static_cast<int>(std::min<int64_t>(left.count(), cancel ? 100 : 60000));
     }
     int n = ::poll(fds, 2, wait_ms);
+    if (cancel && !result.cancelled && !result.timed_out && !reaped && cancel->load()) {
+      result.cancelled = true;
+      ::kill(-pid, SIGKILL);
+      drain_deadline = std::min(drain_deadline, Clock::system().steady() + k_drain);
+    }
     if (n == 0) {
       continue;
     }
@@ -164,7 +171,7 @@ expected<RunResult, int> run_capture(const std::vector<std::string>& argv,
   }
   // With a timeout, a child that closed its output but runs on is polled
   // until the deadline; without one, waited for.
-  while (limited && !result.timed_out && !reaped) {
+  while (limited && !result.timed_out && !result.cancelled && !reaped) {
     pid_t done = ::waitpid(pid, &status, WNOHANG);
     if (done == pid) {
       reaped = true;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@ struct RunResult {
   std::string out;         // captured stdout
   std::string err;         // captured stderr
   bool timed_out = false;  // killed because RunOptions::timeout expired
+  bool cancelled = false;  // killed because RunOptions::cancel was set
 };
 
 struct RunOptions {
@@ -32,6 +34,10 @@ struct RunOptions {
   // the calling thread blocks or the process ignores. The client keeps what it
   // inherited (nohup's ignored SIGHUP reaches the compiler, as without kiln).
   bool default_signals = false;
+  // With a timeout: when this becomes true while the child runs (checked
+  // every 100 ms), its process group is killed and the result says
+  // cancelled. For a worker whose client went away.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 // Runs argv[0] (an absolute or relative path, not searched in PATH) with the

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "kiln/net/server/http_server.hpp"
 #include "kiln/util/file.hpp"
@@ -87,6 +88,21 @@ TEST_F(SandboxTest, WallTimeLimitKillsTheJob) {
   ASSERT_TRUE(r) << r.error();
   EXPECT_TRUE(r->timed_out);
   EXPECT_LT(std::chrono::steady_clock::now() - begin, 10s);
+}
+
+TEST_F(SandboxTest, CancelKillsTheJob) {
+  std::atomic<bool> gone{false};
+  std::thread client([&] {
+    std::this_thread::sleep_for(300ms);
+    gone = true;  // the client's connection closed
+  });
+  auto begin = std::chrono::steady_clock::now();
+  auto r = run_in_sandbox("/", job({"/bin/sleep", "30"}), {}, &gone);
+  client.join();
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_TRUE(r->cancelled);
+  EXPECT_FALSE(r->timed_out);
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, 5s);
 }
 
 TEST_F(SandboxTest, MemoryLimitApplies) {

@@ -145,12 +145,47 @@ class ClusterBuild(kilntest.KilnTestCase):
         # certificates did not verify: retried elsewhere.
         self.assertGreaterEqual(sum(d["retries"].values()), 1, d)
 
+    def test_scheduler_restarted_mid_build(self):
+        self.start_workers(["w-a", "w-b"])
+        root = self.dir / "gen"
+        write_project(root, 16)
+        self.ok(self.build(root, self.dir / "b", self.env, launcher=False))
+        plain = objects(self.dir / "b")
+        env = dict(self.env, **self.cluster.client_env(KILN_DIST_FALLBACK_TO_LOCAL="false"))
+        result = {}
+        t = threading.Thread(target=lambda: result.update(
+            r=self.build(root, self.dir / "b", env, jobs=3)))
+        t.start()
+        wait_until(lambda: '"job_allocated"' in (self.dir / "scheduler.log").read_text(),
+                   timeout=120, what="the first allocation")
+        scheduler = self.cluster.daemons[0]
+        port = scheduler.port
+        scheduler.signal(signal.SIGKILL)
+        time.sleep(1.0)
+        self.cluster.scheduler(port)  # the workers find it again; clients ask again
+        t.join(timeout=600)
+        self.ok(result["r"])
+        self.assertEqual(objects(self.dir / "b"), plain)
+        d = self.dist()
+        self.assertEqual(d["local_fallbacks"], {}, d)
+        self.assertEqual(d["succeeded"], len(plain), d)
+        self.assertGreaterEqual(d["retries"].get("scheduler", 0), 1, d)  # it was down
+
     def test_unreachable_scheduler_falls_back_or_fails(self):
         self.write("a.cpp", "int a() { return 1; }\n")
         env = dict(self.env, KILN_DIST_SCHEDULER_URL="http://127.0.0.1:9",
-                   KILN_DIST_TOKEN="x")
+                   KILN_DIST_TOKEN="x", KILN_DIST_SCHEDULER_WAIT_S="1")
+        t0 = time.time()
         self.ok(self.compile("g++", "-c", "a.cpp", "-o", "a.o", env=env))
+        self.assertGreaterEqual(time.time() - t0, 0.7)  # it asked again before giving up
         self.assertEqual(self.dist()["local_fallbacks"], {"scheduler_unreachable": 1})
+        self.assertGreaterEqual(self.dist()["retries"].get("scheduler", 0), 2)
+        # Marked down: the next compile does not wait for it.
+        self.write("c.cpp", "int c() { return 3; }\n")
+        t0 = time.time()
+        self.ok(self.compile("g++", "-c", "c.cpp", "-o", "c.o", env=env))
+        self.assertLess(time.time() - t0, 0.7)
+        self.assertEqual(self.dist()["local_fallbacks"], {"scheduler_unreachable": 2})
         self.write("b.cpp", "int b() { return 2; }\n")
         r = self.compile("g++", "-c", "b.cpp", "-o", "b.o",
                          env=dict(env, KILN_DIST_FALLBACK_TO_LOCAL="false"))

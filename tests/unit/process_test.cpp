@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <string>
@@ -60,6 +61,37 @@ TEST(ProcessTest, AnExpiredTimeoutKillsTheWholeProcessGroup) {
     std::this_thread::sleep_for(10ms);
   }
   EXPECT_FALSE(running(grandchild)) << "the compiler's child outlived the timeout";
+}
+
+TEST(ProcessTest, CancelKillsTheWholeProcessGroup) {
+  std::atomic<bool> cancel{false};
+  RunOptions options;
+  options.timeout = 60s;
+  options.cancel = &cancel;
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(200ms);
+    cancel = true;
+  });
+  auto start = std::chrono::steady_clock::now();
+  auto r = run_capture({"/bin/sh", "-c", "sleep 100 & echo $!; wait"}, options);
+  canceller.join();
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->cancelled);
+  EXPECT_FALSE(r->timed_out);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  pid_t grandchild = std::stoi(r->out);
+  for (int i = 0; i < 200 && running(grandchild); ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_FALSE(running(grandchild));
+
+  // Not set: nothing happens.
+  std::atomic<bool> never{false};
+  options.cancel = &never;
+  auto fine = run_capture({"/bin/sh", "-c", "sleep 0.3; echo done"}, options);
+  ASSERT_TRUE(fine);
+  EXPECT_FALSE(fine->cancelled);
+  EXPECT_EQ(fine->out, "done\n");
 }
 
 TEST(ProcessTest, ATimeoutAppliesWhenTheChildClosedItsOutput) {

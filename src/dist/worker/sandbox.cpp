@@ -89,7 +89,8 @@ std::vector<std::string> sandbox_argv(const std::string& root, const JobRequest&
 }
 
 expected<SandboxOutcome, std::string> run_in_sandbox(const std::string& root, const JobRequest& job,
-                                                     const SandboxLimits& limits) {
+                                                     const SandboxLimits& limits,
+                                                     const std::atomic<bool>* cancel) {
   if (::access(k_bwrap, X_OK) != 0 || ::access(k_prlimit, X_OK) != 0) {
     return unexpected(std::string("bubblewrap (/usr/bin/bwrap) or prlimit is not installed"));
   }
@@ -98,6 +99,7 @@ expected<SandboxOutcome, std::string> run_in_sandbox(const std::string& root, co
   options.env = &env;
   options.timeout = limits.wall;
   options.default_signals = true;
+  options.cancel = cancel;
   auto r = util::run_capture(sandbox_argv(root, job, limits), options);
   if (!r) {
     return unexpected("cannot start bubblewrap: errno " + std::to_string(r.error()));
@@ -107,6 +109,7 @@ expected<SandboxOutcome, std::string> run_in_sandbox(const std::string& root, co
   o.out = std::move(r->out);
   o.err = std::move(r->err);
   o.timed_out = r->timed_out;
+  o.cancelled = r->cancelled;
   return o;
 }
 

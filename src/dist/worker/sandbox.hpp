@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -20,6 +21,7 @@ struct SandboxOutcome {
   std::string out;
   std::string err;
   bool timed_out = false;
+  bool cancelled = false;  // `cancel` became true: killed
 };
 
 // Runs `job.argv` under bubblewrap with `root` as its file system: each
@@ -30,8 +32,10 @@ struct SandboxOutcome {
 // would; a private $TMPDIR, /proc and /dev; no network and no namespace
 // shared; only `job.env` in the environment; and the limits. The error says
 // why the sandbox could not run (not what the compiler said).
+// When `cancel` becomes true (the client went away), the job is killed.
 expected<SandboxOutcome, std::string> run_in_sandbox(const std::string& root, const JobRequest& job,
-                                                     const SandboxLimits& limits);
+                                                     const SandboxLimits& limits,
+                                                     const std::atomic<bool>* cancel = nullptr);
 
 // The bubblewrap command line run_in_sandbox uses (for the documentation and
 // the tests).

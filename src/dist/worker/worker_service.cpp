@@ -448,11 +448,17 @@ void WorkerService::run_job(const std::string& job_id, std::string body, net::Re
   }
   log.event("job_started",
             {{"toolchain", job->toolchain}, {"inputs", static_cast<int64_t>(job->inputs.size())}});
-  auto run = run_in_sandbox(dir, *job, m_options.limits);
+  auto run = run_in_sandbox(dir, *job, m_options.limits, client_gone.get());
   if (!run) {
     remove_tree(dir);
     log.error("sandbox_failed", {{"error", run.error()}});
     finish(json_error(500, run.error(), true), true);
+    return;
+  }
+  if (run->cancelled) {
+    remove_tree(dir);
+    log.event("job_cancelled", {{"reason", "the client went away"}});
+    finish(json_error(499, "client gone", false), true);
     return;
   }
   if (run->timed_out) {
