@@ -40,15 +40,11 @@ Scheduler::Scheduler(SchedulerOptions options, const util::Clock& clock, util::L
   m_latency_buckets.assign(k_latency_buckets, 0);
 }
 
-size_t Scheduler::running(const Worker& w) const {
-  size_t n = w.reported.size();
-  auto now = m_clock.steady();
-  for (const auto& [id, at] : w.pending) {
-    if (now - at < m_options.pending_grace && !w.reported.contains(id)) {
-      ++n;
-    }
-  }
-  return n;
+// Pending jobs never overlap the reported ones (a heartbeat moves every job
+// it reports out of `pending`), and expired ones are dropped by tick() and
+// heartbeats, so this is a sum: placement runs it for every worker.
+size_t Scheduler::running(const Worker& w) {
+  return w.reported.size() + w.pending.size();
 }
 
 // Slight oversubscription, as icecream and sccache-dist do: a slot frees
@@ -76,6 +72,11 @@ HeartbeatReply Scheduler::heartbeat(const Heartbeat& h) {
       ++m_restarts;
       m_log.bind({{"server_id", h.server_id}})
           .warn("worker_restarted", {{"lost_jobs", static_cast<int64_t>(running(w))}});
+      for (const auto& t : w.toolchains) {
+        if (auto hit = m_holders.find(t); hit != m_holders.end()) {
+          hit->second.erase(&w);
+        }
+      }
       w = Worker{};
     }
     if (inserted) {
@@ -92,7 +93,19 @@ HeartbeatReply Scheduler::heartbeat(const Heartbeat& h) {
     }
     w.last = h;
     w.seen = now;
+    for (const auto& t : w.toolchains) {
+      if (auto it = m_holders.find(t); it != m_holders.end()) {
+        it->second.erase(&w);
+        if (it->second.empty()) {
+          m_holders.erase(it);
+        }
+      }
+    }
     w.toolchains = {h.toolchains.begin(), h.toolchains.end()};
+    for (const auto& t : w.toolchains) {
+      m_holders[t].insert(&w);
+    }
+    update_mean_speed();
     w.reported = {h.jobs.begin(), h.jobs.end()};
     std::erase_if(w.pending, [&](const auto& p) {
       return w.reported.contains(p.first) || now - p.second >= m_options.pending_grace;
@@ -110,7 +123,7 @@ void Scheduler::deregister(const Deregister& d) {
     auto it = m_workers.find(d.server_id);
     if (it != m_workers.end() && it->second.last.nonce == d.nonce) {
       m_log.bind({{"server_id", d.server_id}}).event("worker_left");
-      m_workers.erase(it);
+      forget(it);
     }
     serve_waiters(&done);
   }
@@ -119,34 +132,31 @@ void Scheduler::deregister(const Deregister& d) {
 
 Scheduler::Worker* Scheduler::pick(const AllocRequest& request) {
   auto now = m_clock.steady();
-  double mean_speed = 0;
-  int known = 0;
-  for (const auto& [id, w] : m_workers) {
-    if (w.seconds_per_job > 0) {
-      mean_speed += w.seconds_per_job;
-      ++known;
-    }
-  }
-  mean_speed = known ? mean_speed / known : 0;
+  static const std::unordered_set<const Worker*> k_none;
+  auto held = m_holders.find(request.toolchain);
+  const auto& holders = held == m_holders.end() ? k_none : held->second;
   Worker* best = nullptr;
   double best_score = 0;
   for (auto& [id, w] : m_workers) {
-    if (w.last.draining ||
-        std::find(request.exclude.begin(), request.exclude.end(), id) != request.exclude.end()) {
+    if (w.last.draining) {
       continue;
     }
     size_t busy = running(w);
     if (busy >= slots(w)) {
       continue;
     }
+    if (!request.exclude.empty() &&
+        std::find(request.exclude.begin(), request.exclude.end(), id) != request.exclude.end()) {
+      continue;
+    }
     // Lower is better: jobs per core after this one, scaled by how slow the
     // worker has been against the cluster's mean; a worker holding the
     // toolchain saves an upload; one that just failed a client goes last.
     double score = static_cast<double>(busy + 1) / w.last.cores;
-    if (mean_speed > 0 && w.seconds_per_job > 0) {
-      score *= w.seconds_per_job / mean_speed;
+    if (m_mean_seconds_per_job > 0 && w.seconds_per_job > 0) {
+      score *= w.seconds_per_job / m_mean_seconds_per_job;
     }
-    if (!w.toolchains.contains(request.toolchain)) {
+    if (!holders.contains(&w)) {
       score += 0.25;
     }
     if (now < w.penalised_until) {
@@ -158,6 +168,31 @@ Scheduler::Worker* Scheduler::pick(const AllocRequest& request) {
     }
   }
   return best;
+}
+
+void Scheduler::update_mean_speed() {
+  double sum = 0;
+  int known = 0;
+  for (const auto& [id, w] : m_workers) {
+    if (w.seconds_per_job > 0) {
+      sum += w.seconds_per_job;
+      ++known;
+    }
+  }
+  m_mean_seconds_per_job = known ? sum / known : 0;
+}
+
+void Scheduler::forget(std::map<std::string, Worker>::iterator it) {
+  for (const auto& t : it->second.toolchains) {
+    if (auto h = m_holders.find(t); h != m_holders.end()) {
+      h->second.erase(&it->second);
+      if (h->second.empty()) {
+        m_holders.erase(h);
+      }
+    }
+  }
+  m_workers.erase(it);
+  update_mean_speed();
 }
 
 Allocation Scheduler::assign(Worker* w, const AllocRequest& request) {
@@ -259,14 +294,17 @@ void Scheduler::tick() {
     auto now = m_clock.steady();
     auto silence = m_options.heartbeat_interval * m_options.missed_heartbeats;
     for (auto it = m_workers.begin(); it != m_workers.end();) {
+      auto next = std::next(it);
       if (now - it->second.seen > silence) {
         ++m_pruned;
         m_log.bind({{"server_id", it->first}})
             .warn("worker_pruned", {{"lost_jobs", static_cast<int64_t>(running(it->second))}});
-        it = m_workers.erase(it);
+        forget(it);
       } else {
-        ++it;
+        std::erase_if(it->second.pending,
+                      [&](const auto& p) { return now - p.second >= m_options.pending_grace; });
       }
+      it = next;
     }
     serve_waiters(&out);
     for (auto it = m_waiters.begin(); it != m_waiters.end();) {

@@ -79,11 +79,13 @@ class Scheduler {
     expected<Allocation, ErrorBody> result;
   };
 
-  size_t running(const Worker& w) const;
+  static size_t running(const Worker& w);
   static size_t slots(const Worker& w);
   // The best worker for `request` with a free slot, or nullptr.
   Worker* pick(const AllocRequest& request) REQUIRES(m_mutex);
   Allocation assign(Worker* w, const AllocRequest& request) REQUIRES(m_mutex);
+  void update_mean_speed() REQUIRES(m_mutex);
+  void forget(std::map<std::string, struct Worker>::iterator it) REQUIRES(m_mutex);
   void serve_waiters(std::vector<Completion>* out) REQUIRES(m_mutex);
   void observe_alloc(util::Clock::SteadyPoint started) REQUIRES(m_mutex);
   static void complete(std::vector<Completion>* done);
@@ -95,6 +97,9 @@ class Scheduler {
 
   mutable util::Mutex m_mutex;
   std::map<std::string, Worker> m_workers GUARDED_BY(m_mutex);
+  // Toolchain id -> the workers holding it (placement looks it up once).
+  std::unordered_map<std::string, std::unordered_set<const Worker*>> m_holders GUARDED_BY(m_mutex);
+  double m_mean_seconds_per_job GUARDED_BY(m_mutex) = 0;
   std::deque<Waiter> m_waiters GUARDED_BY(m_mutex);
   uint64_t m_next_job GUARDED_BY(m_mutex) = 1;
   // Metrics.

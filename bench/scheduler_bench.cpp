@@ -1,0 +1,168 @@
+// The scheduler alone (issue 9 part 12 (b), docs/benchmarks.md): N simulated
+// workers heartbeating over HTTP and C client threads allocating over HTTP
+// (kept-alive connections), on this machine, for D seconds. A client hands
+// each job it was allocated to its worker's simulation, whose next heartbeat
+// reports the job running and the one after that reports it done, as a real
+// worker's would. Prints allocations per second and latency percentiles as
+// the clients saw them, and one JSON line.
+//
+//   kiln-scheduler-bench [--workers 1000] [--cores 16] [--clients 4] [--seconds 10]
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kiln/dist/protocol.hpp"
+#include "kiln/dist/scheduler/scheduler_service.hpp"
+#include "kiln/net/plain_client.hpp"
+
+using namespace kiln;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct SimWorker {
+  std::mutex mutex;
+  std::vector<std::string> fresh;    // allocated since the last heartbeat
+  std::vector<std::string> running;  // reported once; done at the next
+};
+
+int arg(int argc, char** argv, const char* name, int fallback) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], name) == 0) {
+      return std::atoi(argv[i + 1]);
+    }
+  }
+  return fallback;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int n_workers = arg(argc, argv, "--workers", 1000);
+  const int cores = arg(argc, argv, "--cores", 16);
+  const int n_clients = arg(argc, argv, "--clients", 4);
+  const int seconds = arg(argc, argv, "--seconds", 10);
+  const int heartbeat_ms = 2000;
+
+  dist::SchedulerServiceOptions o;
+  o.client_token = "c";
+  o.worker_token = "w";
+  o.server.threads = 2;
+  o.scheduler.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
+  o.scheduler.missed_heartbeats = 10;
+  auto started = dist::SchedulerService::start(o, util::Clock::system(), util::Logger());
+  if (!started) {
+    std::fprintf(stderr, "cannot start the scheduler: %s\n", started.error().c_str());
+    return 1;
+  }
+  auto& service = *started;
+  const std::string base = "http://127.0.0.1:" + std::to_string(service->port());
+
+  std::vector<SimWorker> workers(static_cast<size_t>(n_workers));
+  auto heartbeat = [&](net::HttpClient& http, int i) {
+    dist::Heartbeat h;
+    h.server_id = "sim-" + std::to_string(i);
+    h.nonce = "n";
+    h.public_url = "http://127.0.0.1:1/" + h.server_id;
+    h.cores = cores;
+    h.toolchains = {"tc"};
+    {
+      std::lock_guard lock(workers[static_cast<size_t>(i)].mutex);
+      auto& w = workers[static_cast<size_t>(i)];
+      w.running = std::move(w.fresh);  // the previous running ones are done
+      w.fresh.clear();
+      h.jobs = w.running;
+    }
+    auto r = http.post(base + "/api/v1/workers/heartbeat", dist::to_json(h),
+                       {"Authorization: Bearer w", "Content-Type: application/json"});
+    return r && r->status == 200;
+  };
+  // Every worker joins, then heartbeats every interval, spread evenly.
+  auto hb_http = net::make_plain_client({2000, 5000});
+  for (int i = 0; i < n_workers; ++i) {
+    if (!heartbeat(*hb_http, i)) {
+      std::fprintf(stderr, "heartbeat failed\n");
+      return 1;
+    }
+  }
+  std::atomic<bool> stop{false};
+  std::thread heartbeats([&] {
+    auto http = net::make_plain_client({2000, 5000});
+    auto next = Clock::now();
+    const auto step = std::chrono::microseconds(heartbeat_ms * 1000 / n_workers);
+    for (int i = 0; !stop; i = (i + 1) % n_workers) {
+      next += step;
+      std::this_thread::sleep_until(next);
+      heartbeat(*http, i);
+    }
+  });
+
+  std::vector<std::vector<double>> latencies(static_cast<size_t>(n_clients));
+  std::atomic<uint64_t> failures{0};
+  auto begin = Clock::now();
+  auto end = begin + std::chrono::seconds(seconds);
+  std::vector<std::thread> clients;
+  for (int c = 0; c < n_clients; ++c) {
+    clients.emplace_back([&, c] {
+      auto http = net::make_plain_client({2000, 10000});
+      dist::AllocRequest a;
+      a.client_id = "bench-" + std::to_string(c);
+      a.toolchain = "tc";
+      a.wait_ms = 5000;
+      const std::string body = dist::to_json(a);
+      auto& lat = latencies[static_cast<size_t>(c)];
+      while (Clock::now() < end) {
+        auto t0 = Clock::now();
+        auto r = http->post(base + "/api/v1/jobs/alloc", body,
+                            {"Authorization: Bearer c", "Content-Type: application/json"});
+        auto t1 = Clock::now();
+        if (!r || r->status != 200) {
+          ++failures;
+          continue;
+        }
+        lat.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+        auto alloc = dist::parse_allocation(r->body);
+        if (alloc) {
+          int i = std::atoi(alloc->server_id.c_str() + 4);
+          std::lock_guard lock(workers[static_cast<size_t>(i)].mutex);
+          workers[static_cast<size_t>(i)].fresh.push_back(alloc->job_id);
+        }
+      }
+    });
+  }
+  for (auto& t : clients) {
+    t.join();
+  }
+  double elapsed = std::chrono::duration<double>(Clock::now() - begin).count();
+  stop = true;
+  heartbeats.join();
+  std::vector<double> all;
+  for (auto& l : latencies) {
+    all.insert(all.end(), l.begin(), l.end());
+  }
+  std::sort(all.begin(), all.end());
+  auto pct = [&](double p) {
+    return all.empty() ? 0.0 : all[std::min(all.size() - 1, static_cast<size_t>(p * all.size()))];
+  };
+  double rate = static_cast<double>(all.size()) / elapsed;
+  std::printf(
+      "workers %d (cores %d), clients %d, %.1f s: %zu allocations, %.0f per second, "
+      "%llu failed\n",
+      n_workers, cores, n_clients, elapsed, all.size(), rate,
+      static_cast<unsigned long long>(failures.load()));
+  std::printf("latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", pct(0.5), pct(0.9), pct(0.99),
+              all.empty() ? 0.0 : all.back());
+  std::printf(
+      "{\"workers\": %d, \"clients\": %d, \"seconds\": %.2f, \"allocations\": %zu, "
+      "\"per_second\": %.0f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"failed\": %llu}\n",
+      n_workers, n_clients, elapsed, all.size(), rate, pct(0.5), pct(0.99),
+      static_cast<unsigned long long>(failures.load()));
+  service->stop();
+  return 0;
+}
