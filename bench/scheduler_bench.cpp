@@ -7,6 +7,9 @@
 // the clients saw them, and one JSON line.
 //
 //   kiln-scheduler-bench [--workers 1000] [--cores 16] [--clients 4] [--seconds 10]
+//                        [--threads 2]   (the scheduler's I/O threads)
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -49,11 +52,12 @@ int main(int argc, char** argv) {
   const int n_clients = arg(argc, argv, "--clients", 4);
   const int seconds = arg(argc, argv, "--seconds", 10);
   const int heartbeat_ms = 2000;
+  const int threads = arg(argc, argv, "--threads", 2);
 
   dist::SchedulerServiceOptions o;
   o.client_token = "c";
   o.worker_token = "w";
-  o.server.threads = 2;
+  o.server.threads = threads;
   o.scheduler.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
   o.scheduler.missed_heartbeats = 10;
   auto started = dist::SchedulerService::start(o, util::Clock::system(), util::Logger());
@@ -93,6 +97,7 @@ int main(int argc, char** argv) {
   }
   std::atomic<bool> stop{false};
   std::thread heartbeats([&] {
+    pthread_setname_np(pthread_self(), "bench-workers");
     auto http = net::make_plain_client({2000, 5000});
     auto next = Clock::now();
     const auto step = std::chrono::microseconds(heartbeat_ms * 1000 / n_workers);
@@ -110,6 +115,7 @@ int main(int argc, char** argv) {
   std::vector<std::thread> clients;
   for (int c = 0; c < n_clients; ++c) {
     clients.emplace_back([&, c] {
+      pthread_setname_np(pthread_self(), "bench-client");
       auto http = net::make_plain_client({2000, 10000});
       dist::AllocRequest a;
       a.client_id = "bench-" + std::to_string(c);

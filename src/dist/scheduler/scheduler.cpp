@@ -80,6 +80,7 @@ HeartbeatReply Scheduler::heartbeat(const Heartbeat& h) {
       w = Worker{};
     }
     if (inserted) {
+      m_order.push_back(&w);
       m_log.bind({{"server_id", h.server_id}})
           .event("worker_joined", {{"url", h.public_url}, {"cores", h.cores}});
     }
@@ -137,7 +138,8 @@ Scheduler::Worker* Scheduler::pick(const AllocRequest& request) {
   const auto& holders = held == m_holders.end() ? k_none : held->second;
   Worker* best = nullptr;
   double best_score = 0;
-  for (auto& [id, w] : m_workers) {
+  for (Worker* candidate : m_order) {
+    Worker& w = *candidate;
     if (w.last.draining) {
       continue;
     }
@@ -145,8 +147,8 @@ Scheduler::Worker* Scheduler::pick(const AllocRequest& request) {
     if (busy >= slots(w)) {
       continue;
     }
-    if (!request.exclude.empty() &&
-        std::find(request.exclude.begin(), request.exclude.end(), id) != request.exclude.end()) {
+    if (!request.exclude.empty() && std::find(request.exclude.begin(), request.exclude.end(),
+                                              w.last.server_id) != request.exclude.end()) {
       continue;
     }
     // Lower is better: jobs per core after this one, scaled by how slow the
@@ -191,6 +193,7 @@ void Scheduler::forget(std::map<std::string, Worker>::iterator it) {
       }
     }
   }
+  std::erase(m_order, &it->second);
   m_workers.erase(it);
   update_mean_speed();
 }

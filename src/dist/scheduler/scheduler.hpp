@@ -97,6 +97,8 @@ class Scheduler {
 
   mutable util::Mutex m_mutex;
   std::map<std::string, Worker> m_workers GUARDED_BY(m_mutex);
+  // The same workers in a vector, for the placement's scan (map nodes stay put).
+  std::vector<Worker*> m_order GUARDED_BY(m_mutex);
   // Toolchain id -> the workers holding it (placement looks it up once).
   std::unordered_map<std::string, std::unordered_set<const Worker*>> m_holders GUARDED_BY(m_mutex);
   double m_mean_seconds_per_job GUARDED_BY(m_mutex) = 0;
