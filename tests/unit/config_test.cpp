@@ -14,6 +14,7 @@
 
 #include "kiln/cli/settings.hpp"
 #include "kiln/config/doc_table.hpp"
+#include "kiln/dist/settings.hpp"
 #include "kiln/util/file.hpp"
 
 namespace kiln::cache {
@@ -86,6 +87,33 @@ TEST_F(ConfigTest, DefaultsWithoutAFile) {
   for (const auto& decl : cli::registry().keys()) {
     EXPECT_EQ(c->values.origin(decl.name), config::Origin::default_value) << decl.name;
   }
+}
+
+TEST_F(ConfigTest, DistKeysComeFromATomlTableOrDottedNames) {
+  write_config(
+      "max_size = \"1G\"\n[dist]\nscheduler_url = \"https://sched:10600/\"\n"
+      "retry_limit = 5\nfallback_to_local = false\n");
+  auto [config, errors] = cli::load_config();
+  ASSERT_TRUE(errors.empty()) << cli::describe(errors);
+  auto d = dist::dist_settings(config.values);
+  EXPECT_EQ(d.scheduler_url, "https://sched:10600");  // the trailing slash goes
+  EXPECT_EQ(d.retry_limit, 5);
+  EXPECT_FALSE(d.fallback_to_local);
+  EXPECT_TRUE(d.enabled());
+  EXPECT_EQ(config.storage.max_size, k_gib);
+
+  write_config(
+      "\"dist.scheduler_url\" = \"http://a:1\"\n[dist]\nnope = 1\n"
+      "retry_limit = 1000\n");
+  auto [second, problems] = cli::load_config();
+  EXPECT_EQ(dist::dist_settings(second.values).scheduler_url, "http://a:1");
+  ASSERT_EQ(problems.size(), 2u) << cli::describe(problems);  // an unknown key, a bad value
+  EXPECT_EQ(dist::dist_settings(second.values).retry_limit, 3);
+
+  write_config("[dist]\nscheduler_url = \"ftp://x\"\n");
+  auto [third, bad] = cli::load_config();
+  EXPECT_EQ(bad.size(), 1u);
+  EXPECT_FALSE(dist::dist_settings(third.values).enabled());
 }
 
 TEST_F(ConfigTest, CacheDirFallsBackToHome) {
