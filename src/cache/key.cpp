@@ -210,4 +210,13 @@ util::Digest cpp_result_key(const KeyInputs& in, std::string_view cpp_out, std::
   return h.finish();
 }
 
+bool is_output_environment(std::string_view name) {
+  for (const char* v : k_hashed_env) {
+    if (name == v) {
+      return true;
+    }
+  }
+  return name.starts_with("LC_") || name == "LANGUAGE";
+}
+
 }  // namespace kiln::cache

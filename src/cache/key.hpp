@@ -79,4 +79,9 @@ util::Digest depend_result_key(const util::Digest& manifest_key, const Includes&
 util::Digest cpp_result_key(const KeyInputs& in, std::string_view cpp_out, std::string_view cpp_err,
                             const Includes& includes);
 
+// Whether the environment variable `name` changes what the compiler
+// produces (CPATH, SOURCE_DATE_EPOCH, LANG, LC_*, ...): those are in the key,
+// and those are what a compile run elsewhere is given.
+bool is_output_environment(std::string_view name);
+
 }  // namespace kiln::cache

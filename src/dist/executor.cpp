@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kiln/cache/key.hpp"
 #include "kiln/dist/client.hpp"
 #include "kiln/dist/dist_plugin_abi.h"
 #include "kiln/dist/job.hpp"
@@ -137,22 +138,20 @@ expected<util::RunResult, int> DistExecutor::fall_back(const cache::Command& com
   return m_local.run(command);
 }
 
-expected<util::RunResult, int> DistExecutor::run(const cache::Command& command) {
-  if (!command.compile) {
-    return m_local.run(command);
-  }
+expected<JobRequest, NotDistributed> prepare_job(const cache::Command& command,
+                                                 cache::Executor& local) {
   const cache::CompileStep& step = *command.compile;
   for (const auto& a : command.argv) {
     if (a.starts_with("-Wp,") || a.starts_with("-specs") || a == "-save-temps" ||
         a.starts_with("-save-temps=") || a.starts_with("-fplugin") || a == "-") {
-      return fall_back(command, "not_distributable", a);
+      return unexpected(NotDistributed{"not_distributable", a});
     }
   }
   // 1. The headers: a dependency-only run of the same command, here and under
   // the pipeline's trace (the manifest learns what the compiler looked at).
   std::string deps_file = step.cache_dir + "/tmp/dist-deps." + util::unique_suffix();
   if (!util::make_directories(step.cache_dir + "/tmp")) {
-    return fall_back(command, "cannot_prepare", "no temporary directory");
+    return unexpected(NotDistributed{"cannot_prepare", "no temporary directory"});
   }
   cache::Command deps;
   deps.env = command.env;
@@ -166,23 +165,26 @@ expected<util::RunResult, int> DistExecutor::run(const cache::Command& command) 
     deps.argv.push_back(command.argv[i]);
   }
   deps.argv.insert(deps.argv.end(), {"-M", "-MF", deps_file});
-  auto scanned = m_local.run(deps);
+  auto scanned = local.run(deps);
   auto text = util::read_file(deps_file);
   ::unlink(deps_file.c_str());
   if (!scanned || scanned->exit_code != 0 || !text) {
     // The compile will fail the same way, here, with the compiler's message.
-    return fall_back(command, "cannot_prepare", "the dependency scan failed");
+    return unexpected(NotDistributed{"cannot_prepare", "the dependency scan failed"});
   }
   std::vector<std::string> prerequisites;
   if (!parse_depfile(*text, &prerequisites)) {
-    return fall_back(command, "not_distributable", "a header name the depfile quotes");
+    return unexpected(NotDistributed{"not_distributable", "a header name the depfile quotes"});
   }
   JobRequest job;
   job.argv = command.argv;
   job.cwd = command.cwd;
+  // Only what changes the compiler's output leaves this machine (the user's
+  // tokens and keys never do), and PATH, where gcc's driver finds `as`. The
+  // trace (LD_PRELOAD of kiln's library) stays here.
   for (const auto& kv : command.env) {
-    // The trace (LD_PRELOAD of kiln's library) stays here.
-    if (!kv.starts_with("LD_PRELOAD=") && !kv.starts_with("KILN_")) {
+    std::string_view name = std::string_view(kv).substr(0, kv.find('='));
+    if (name == "PATH" || cache::is_output_environment(name)) {
       job.env.push_back(kv);
     }
   }
@@ -195,11 +197,11 @@ expected<util::RunResult, int> DistExecutor::run(const cache::Command& command) 
     // A path through a symbolic link would resolve differently in the job's
     // root, where only the files are: such a compile stays here.
     if (util::real_path(abs) != abs) {
-      return fall_back(command, "not_distributable", "an input through a link: " + abs);
+      return unexpected(NotDistributed{"not_distributable", "an input through a link: " + abs});
     }
     auto data = util::read_file(abs);
     if (!data) {
-      return fall_back(command, "cannot_prepare", "cannot read " + abs);
+      return unexpected(NotDistributed{"cannot_prepare", "cannot read " + abs});
     }
     job.inputs.push_back({abs.substr(1), std::move(*data)});
   }
@@ -207,14 +209,29 @@ expected<util::RunResult, int> DistExecutor::run(const cache::Command& command) 
   for (const auto& o : step.outputs) {
     std::string abs = lexical(util::join_path(command.cwd, o));
     if (!abs.starts_with(cwd + "/")) {
-      return fall_back(command, "not_distributable", "an output outside the directory: " + o);
+      return unexpected(
+          NotDistributed{"not_distributable", "an output outside the directory: " + o});
     }
     job.outputs.push_back(abs.substr(cwd.size() + 1));
   }
   if (!is_safe_absolute_dir(cwd) || util::real_path(cwd) != cwd) {
-    return fall_back(command, "not_distributable", "the working directory is a link");
+    return unexpected(NotDistributed{"not_distributable", "the working directory is a link"});
   }
   job.cwd = cwd;
+  return job;
+}
+
+expected<util::RunResult, int> DistExecutor::run(const cache::Command& command) {
+  if (!command.compile) {
+    return m_local.run(command);
+  }
+  const cache::CompileStep& step = *command.compile;
+  auto prepared = prepare_job(command, m_local);
+  if (!prepared) {
+    return fall_back(command, prepared.error().reason, prepared.error().detail);
+  }
+  JobRequest& job = *prepared;
+  const std::string cwd = job.cwd;
 
   // 2. The cluster, through the plugin; not while the scheduler is known to
   // be down (each compile would wait for it first).

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "kiln/cache/executor.hpp"
+#include "kiln/dist/job.hpp"
 #include "kiln/dist/settings.hpp"
 #include "kiln/util/log.hpp"
 
@@ -19,6 +20,23 @@ struct DistStats {
   uint64_t bytes_sent = 0;
   uint64_t bytes_received = 0;
 };
+
+// Why a compile step stays on this machine: a reason (a counter's suffix)
+// and a detail for the log.
+struct NotDistributed {
+  std::string reason;
+  std::string detail;
+};
+
+// The job for the compile step `command` (command.compile must be set): a
+// dependency-only run of the same command on `local` (under the command's
+// environment, so the pipeline's trace sees the headers), then the exact
+// command, the environment that changes the compiler's output (and PATH; no
+// other variable leaves this machine), the source and every header at their
+// absolute paths, and the outputs relative to the working directory. The
+// toolchain id is left to the plugin.
+expected<JobRequest, NotDistributed> prepare_job(const cache::Command& command,
+                                                 cache::Executor& local);
 
 // The cache pipeline's executor when a scheduler is configured: the compile
 // step of a miss goes to the cluster (through libkiln-dist.so, loaded on
