@@ -124,6 +124,7 @@ def main() -> int:
 
         kiln_env = dict(base_env, **cluster.client_env(KILN_DIST_FALLBACK_TO_LOCAL="false"),
                         KILN_CONFIG=str(work / "no-config.toml"))
+        (work / "distcc-dir").mkdir(exist_ok=True)
         distcc_env = dict(base_env, DISTCC_HOSTS=f"127.0.0.1:{port}/{os.cpu_count() or 2}",
                           DISTCC_DIR=str(work / "distcc-dir"), DISTCC_FALLBACK="0")
         projects = {}
