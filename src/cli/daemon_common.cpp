@@ -61,4 +61,18 @@ int wait_for_termination() {
   return sig;
 }
 
+expected<util::Logger, std::string> open_daemon_log(const std::string& file,
+                                                    const std::string& level,
+                                                    const std::string& component) {
+  util::LogLevel parsed;
+  if (!util::parse_log_level(level, &parsed)) {
+    return unexpected(std::string("--log-level: expected debug, info, warn or error"));
+  }
+  auto sink = file.empty() ? util::stderr_log_sink() : util::open_log_file(file);
+  if (!sink) {
+    return unexpected("cannot open the log file " + file);
+  }
+  return util::Logger(sink, parsed).bind({{"component", component}});
+}
+
 }  // namespace kiln::cli

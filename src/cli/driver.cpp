@@ -62,10 +62,11 @@ int compile(const DriverHooks& hooks, Progress* p, int64_t start_ns) {
   // With a scheduler configured, a miss's compile goes to the build cluster.
   std::optional<dist::DistExecutor> distributed;
   if (auto settings = dist::dist_settings(config.values); settings.enabled()) {
-    distributed.emplace(std::move(settings),
-                        config.storage.plugin_dir.empty() ? storage::default_plugin_dir()
-                                                          : config.storage.plugin_dir,
-                        local, log, [](const std::string& m) { warn_once(m); }, config.log_file);
+    distributed.emplace(
+        std::move(settings),
+        config.storage.plugin_dir.empty() ? storage::default_plugin_dir()
+                                          : config.storage.plugin_dir,
+        local, log, [](const std::string& m) { warn_once(m); }, config.log_file);
   }
 
   cache::Invocation inv;

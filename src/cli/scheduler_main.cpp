@@ -69,16 +69,11 @@ int main(int argc, char** argv) {
   options.scheduler.missed_heartbeats = missed;
   options.scheduler.max_wait = std::chrono::milliseconds(max_wait_ms);
 
-  util::LogLevel level;
-  if (!util::parse_log_level(log_level, &level)) {
-    return fail("--log-level: expected debug, info, warn or error");
+  auto opened = cli::open_daemon_log(log_file, log_level, "scheduler");
+  if (!opened) {
+    return fail(opened.error());
   }
-  auto sink = log_file.empty() ? util::stderr_log_sink() : util::open_log_file(log_file);
-  if (!sink) {
-    return fail("cannot open the log file " + log_file);
-  }
-  util::Logger log(sink, level);
-  log = log.bind({{"component", "scheduler"}});
+  util::Logger log = std::move(*opened);
 
   cli::block_termination_signals();
   auto service = dist::SchedulerService::start(options, util::Clock::system(), log);

@@ -88,15 +88,11 @@ int main(int argc, char** argv) {
   o.limits.memory_bytes = static_cast<uint64_t>(memory_gib * (1 << 30));
   o.drain_grace = std::chrono::seconds(drain_grace_s);
 
-  util::LogLevel level;
-  if (!util::parse_log_level(log_level, &level)) {
-    return fail("--log-level: expected debug, info, warn or error");
+  auto opened = cli::open_daemon_log(log_file, log_level, "worker");
+  if (!opened) {
+    return fail(opened.error());
   }
-  auto sink = log_file.empty() ? util::stderr_log_sink() : util::open_log_file(log_file);
-  if (!sink) {
-    return fail("cannot open the log file " + log_file);
-  }
-  util::Logger log = util::Logger(sink, level).bind({{"component", "worker"}});
+  util::Logger log = std::move(*opened);
 
   cli::block_termination_signals();
   auto worker = dist::WorkerService::start(o, log);

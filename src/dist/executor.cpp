@@ -3,8 +3,8 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
-#include <filesystem>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -226,12 +226,19 @@ expected<util::RunResult, int> DistExecutor::run(const cache::Command& command) 
     return m_local.run(command);
   }
   const cache::CompileStep& step = *command.compile;
+  const auto started = std::chrono::steady_clock::now();
+  auto ms_since = [](std::chrono::steady_clock::time_point t) {
+    return static_cast<int64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t)
+            .count());
+  };
   auto prepared = prepare_job(command, m_local);
   if (!prepared) {
     return fall_back(command, prepared.error().reason, prepared.error().detail);
   }
   JobRequest& job = *prepared;
   const std::string cwd = job.cwd;
+  const int64_t prepare_ms = ms_since(started);
 
   // 2. The cluster, through the plugin; not while the scheduler is known to
   // be down (each compile would wait for it first).
@@ -274,7 +281,9 @@ expected<util::RunResult, int> DistExecutor::run(const cache::Command& command) 
                             body.data(),
                             body.size()};
   PluginResult got;
+  const auto sent = std::chrono::steady_clock::now();
   int status = plugin(&request, on_result, &got);
+  const int64_t cluster_ms = ms_since(sent);
   auto counters = nlohmann::json::parse(got.counters, nullptr, false);
   if (counters.is_object()) {
     m_stats.jobs += counters.value("jobs", uint64_t{0});
@@ -309,7 +318,14 @@ expected<util::RunResult, int> DistExecutor::run(const cache::Command& command) 
     }
   }
   ++m_stats.succeeded;
-  m_log.event("dist_compiled", {{"source", step.source}, {"exit_code", result->exit_code}});
+  // Where a job's time goes on this side: the dependency scan and reading the
+  // inputs (prepare), and the cluster (allocation, upload, the worker, the
+  // answer).
+  m_log.event("dist_compiled", {{"source", step.source},
+                                {"exit_code", result->exit_code},
+                                {"prepare_ms", prepare_ms},
+                                {"cluster_ms", cluster_ms},
+                                {"job_bytes", static_cast<int64_t>(body.size())}});
   util::RunResult r;
   r.exit_code = result->exit_code;
   r.out = std::move(result->out);

@@ -38,8 +38,10 @@ int run(const kiln_dist_request* request, kiln_dist_result_fn on_result, void* c
     on_result(ctx, nullptr, 0, "{}", job ? "bad settings" : job.error().c_str());
     return 101;
   }
-  auto toolchain = dist::cached_toolchain(request->compiler_path, request->compiler_identity,
-                                          request->cache_dir);
+  // The id only: the archive is read when a worker asks for it, which after
+  // the first jobs is rare.
+  auto toolchain = dist::cached_toolchain_ref(request->compiler_path, request->compiler_identity,
+                                              request->cache_dir);
   if (!toolchain) {
     on_result(ctx, nullptr, 0, "{}", toolchain.error().c_str());
     return 100;
@@ -60,9 +62,10 @@ int run(const kiln_dist_request* request, kiln_dist_result_fn on_result, void* c
   }
   log = log.bind({{"client_id", o.client_id}});
   dist::DistClient client(o, net::make_curl_client({3000, 600000}), log);
-  std::string archive = std::move(toolchain->archive);
-  auto result = client.run(
-      *job, [&]() -> kiln::expected<std::string, std::string> { return std::move(archive); });
+  auto result = client.run(*job, [&]() -> kiln::expected<std::string, std::string> {
+    return dist::load_toolchain_archive(*toolchain, request->compiler_path,
+                                        request->compiler_identity, request->cache_dir);
+  });
   std::string counters = counters_json(client.counters());
   if (!result) {
     on_result(ctx, nullptr, 0, counters.c_str(),

@@ -183,6 +183,7 @@ std::string to_json(const Heartbeat& h) {
               {"public_url", h.public_url},
               {"cores", h.cores},
               {"jobs", h.jobs},
+              {"ended", h.ended},
               {"toolchains", h.toolchains},
               {"draining", h.draining},
               {"certificate", h.certificate},
@@ -199,6 +200,7 @@ expected<Heartbeat, std::string> parse_heartbeat(std::string_view text) {
   h.public_url = r.string("public_url", k_max_url);
   h.cores = static_cast<int>(r.integer("cores", 1, 4096, 0, true));
   h.jobs = r.ids("jobs");
+  h.ended = r.ids("ended");
   h.toolchains = r.ids("toolchains");
   h.draining = r.boolean("draining");
   h.certificate = r.string("certificate", k_max_certificate, false);

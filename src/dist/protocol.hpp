@@ -32,6 +32,10 @@ struct Heartbeat {
   std::string public_url;         // where clients reach it (maybe a proxy's port)
   int cores = 0;                  // 1 ... 4096
   std::vector<std::string> jobs;  // ids of the jobs it holds (assigned, running)
+  // Ids of the jobs that ended since the scheduler last acknowledged a
+  // heartbeat: a job can start and end between two heartbeats, and the
+  // scheduler holds its slot until it hears of it.
+  std::vector<std::string> ended;
   std::vector<std::string> toolchains;  // ids it has unpacked
   bool draining = false;
   std::string certificate;  // PEM of its self-signed certificate (empty: plain http)

@@ -17,6 +17,7 @@
 
 #include "kiln/util/file.hpp"
 #include "kiln/util/hash.hpp"
+#include "kiln/util/path.hpp"
 #include "kiln/util/process.hpp"
 #include "kiln/util/string.hpp"
 
@@ -25,22 +26,6 @@ namespace {
 
 constexpr int k_zstd_level = 3;
 constexpr int k_max_symlink_hops = 40;
-
-std::vector<std::string> split_path(std::string_view path) {
-  std::vector<std::string> parts;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t slash = path.find('/', start);
-    if (slash == std::string_view::npos) {
-      slash = path.size();
-    }
-    if (slash > start) {
-      parts.emplace_back(path.substr(start, slash - start));
-    }
-    start = slash + 1;
-  }
-  return parts;
-}
 
 std::string join_path(const std::vector<std::string>& parts) {
   std::string out;
@@ -85,7 +70,7 @@ class Collector {
   // Adds `path` (absolute) and the symlinks on its way; returns its real path.
   expected<std::string, std::string> add(const std::string& path) {
     std::deque<std::string> pending;
-    for (auto& p : split_path(path)) {
+    for (auto& p : util::path_components(path)) {
       pending.push_back(std::move(p));
     }
     std::vector<std::string> resolved;
@@ -123,7 +108,7 @@ class Collector {
         if (target.front() == '/') {
           resolved.clear();
         }
-        auto parts = split_path(target);
+        auto parts = util::path_components(target);
         pending.insert(pending.begin(), parts.begin(), parts.end());
       } else if (!pending.empty() && !S_ISDIR(st.mode)) {
         return unexpected(current + ": not a directory (resolving " + path + ")");
@@ -328,6 +313,10 @@ expected<std::string, std::string> write_archive(const std::map<std::string, Ent
   return sink.take();
 }
 
+bool is_hex(std::string_view s) {
+  return !s.empty() && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
 Toolchain make_toolchain(std::string archive, std::vector<std::string> files) {
   Toolchain t;
   t.id = util::Hasher().update(archive).finish().to_hex();
@@ -444,8 +433,7 @@ expected<std::vector<std::string>, std::string> list_toolchain(std::string_view 
 expected<Toolchain, std::string> cached_toolchain(const std::string& compiler_path,
                                                   const std::string& identity_hex,
                                                   const std::string& cache_dir) {
-  if (identity_hex.empty() ||
-      identity_hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
+  if (!is_hex(identity_hex)) {
     return unexpected("not a compiler identity: " + identity_hex);
   }
   const std::string dir = cache_dir + "/toolchains";
@@ -464,6 +452,67 @@ expected<Toolchain, std::string> cached_toolchain(const std::string& compiler_pa
     (void)util::write_file_atomic(path, toolchain->archive);
   }
   return toolchain;
+}
+
+expected<ToolchainRef, std::string> cached_toolchain_ref(const std::string& compiler_path,
+                                                         const std::string& identity_hex,
+                                                         const std::string& cache_dir) {
+  if (!is_hex(identity_hex)) {
+    return unexpected("not a compiler identity: " + identity_hex);
+  }
+  const std::string base = cache_dir + "/toolchains/" + identity_hex;
+  ToolchainRef ref{"", base + ".tar.zst"};
+  if (auto id = util::read_file(base + ".id")) {
+    std::string text(util::trim(*id));
+    if (text.size() == 64 && is_hex(text) && util::FileStat::of(ref.archive_path).is_regular()) {
+      ref.id = std::move(text);
+      return ref;
+    }
+  }
+  auto toolchain = cached_toolchain(compiler_path, identity_hex, cache_dir);
+  if (!toolchain) {
+    return unexpected(toolchain.error());
+  }
+  ref.id = toolchain->id;
+  // Without the id file the next job reads and checks the archive again:
+  // slower, nothing else.
+  (void)util::write_file_atomic(base + ".id", ref.id + "\n");
+  return ref;
+}
+
+expected<std::string, std::string> read_toolchain_archive(const ToolchainRef& ref) {
+  auto data = util::read_file(ref.archive_path);
+  if (!data) {
+    return unexpected("cannot read the toolchain " + ref.archive_path + ": " +
+                      std::strerror(data.error()));
+  }
+  if (util::Hasher().update(*data).finish().to_hex() != ref.id) {
+    return unexpected("the toolchain " + ref.archive_path + " is not " + ref.id +
+                      " any more (damaged or replaced)");
+  }
+  return std::move(*data);
+}
+
+expected<std::string, std::string> load_toolchain_archive(const ToolchainRef& ref,
+                                                          const std::string& compiler_path,
+                                                          const std::string& identity_hex,
+                                                          const std::string& cache_dir) {
+  auto archive = read_toolchain_archive(ref);
+  if (archive) {
+    return archive;
+  }
+  const std::string base = cache_dir + "/toolchains/" + identity_hex;
+  (void)::unlink((base + ".id").c_str());
+  (void)::unlink((base + ".tar.zst").c_str());
+  auto repacked = cached_toolchain(compiler_path, identity_hex, cache_dir);
+  if (!repacked) {
+    return unexpected(archive.error() + "; packing it again failed: " + repacked.error());
+  }
+  (void)util::write_file_atomic(base + ".id", repacked->id + "\n");
+  if (repacked->id != ref.id) {
+    return unexpected("the compiler now packs to " + repacked->id + ", not " + ref.id);
+  }
+  return std::move(repacked->archive);
 }
 
 }  // namespace kiln::dist

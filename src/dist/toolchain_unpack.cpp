@@ -19,6 +19,7 @@
 
 #include "kiln/util/file.hpp"
 #include "kiln/util/hash.hpp"
+#include "kiln/util/string.hpp"
 
 namespace kiln::dist {
 namespace {
@@ -26,20 +27,6 @@ namespace {
 constexpr int k_max_symlink_hops = 40;
 
 using ArchivePtr = std::unique_ptr<struct archive, int (*)(struct archive*)>;
-
-std::vector<std::string> components(std::string_view path) {
-  std::vector<std::string> parts;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t slash = path.find('/', start);
-    if (slash == std::string_view::npos) {
-      slash = path.size();
-    }
-    parts.emplace_back(path.substr(start, slash - start));
-    start = slash + 1;
-  }
-  return parts;
-}
 
 std::string join(const std::vector<std::string>& parts, size_t count) {
   std::string out;
@@ -83,7 +70,7 @@ std::string checked_name(const char* raw) {
   if (name.empty() || name.front() == '/') {
     return {};
   }
-  for (const auto& part : components(name)) {
+  for (const auto& part : util::split(name, '/')) {
     if (part.empty() || part == "." || part == "..") {
       return {};
     }
@@ -98,11 +85,11 @@ bool stays_inside(const Listing& listing, const std::string& name, const std::st
   if (target.empty()) {
     return false;
   }
-  auto parts = components(name);
+  auto parts = util::split(name, '/');
   parts.pop_back();
   std::vector<std::string> stack = target.front() == '/' ? std::vector<std::string>{} : parts;
   std::deque<std::string> pending;
-  for (auto& p : components(target)) {
+  for (auto& p : util::split(target, '/')) {
     pending.push_back(std::move(p));
   }
   int hops = 0;
@@ -129,7 +116,7 @@ bool stays_inside(const Listing& listing, const std::string& name, const std::st
       if (link->second.front() == '/') {
         stack.clear();
       }
-      auto more = components(link->second);
+      auto more = util::split(link->second, '/');
       pending.insert(pending.begin(), more.begin(), more.end());
     }
   }
@@ -187,7 +174,7 @@ expected<Listing, std::string> check_entries(std::string_view archive, uint64_t 
     return unexpected("damaged archive: " + archive_error(a.get()));
   }
   for (const auto& name : listing.names) {
-    auto parts = components(name);
+    auto parts = util::split(name, '/');
     for (size_t n = 1; n < parts.size(); ++n) {
       if (listing.symlinks.count(join(parts, n)) != 0) {
         return unexpected("refused entry " + name + ": below the symbolic link " + join(parts, n));

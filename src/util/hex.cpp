@@ -1,5 +1,9 @@
 #include "kiln/util/hex.hpp"
 
+#include <sys/random.h>
+
+#include <cerrno>
+
 namespace kiln::util {
 
 namespace {
@@ -27,6 +31,20 @@ int hex_value(char c) {
     return c - 'A' + 10;
   }
   return -1;
+}
+
+std::string random_hex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  size_t got = 0;
+  while (got < bytes) {
+    ssize_t n = ::getrandom(raw.data() + got, bytes - got, 0);
+    if (n > 0) {
+      got += static_cast<size_t>(n);
+    } else if (n < 0 && errno != EINTR) {
+      break;  // not on any kernel kiln runs on (3.17+)
+    }
+  }
+  return to_hex(raw);
 }
 
 std::string to_hex(std::string_view bytes) {

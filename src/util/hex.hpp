@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,10 @@ int hex_value(char c);
 std::string to_hex(std::string_view bytes);
 // The same, with uppercase digits (percent escapes).
 std::string to_hex_upper(std::string_view bytes);
+
+// `bytes` bytes from the kernel's random source (getrandom), as hex: nonces
+// and id prefixes, never the same twice in practice.
+std::string random_hex(size_t bytes);
 
 // The bytes that `hex` (an even number of hex digits of either case)
 // encodes; nullopt for an odd length or any other character.

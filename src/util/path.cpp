@@ -44,6 +44,22 @@ const char* part_data(std::string_view part) {
 }
 }  // namespace
 
+std::vector<std::string> path_components(std::string_view path) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start < path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) {
+      slash = path.size();
+    }
+    if (slash > start) {
+      parts.emplace_back(path.substr(start, slash - start));
+    }
+    start = slash + 1;
+  }
+  return parts;
+}
+
 std::string normalize(std::string_view path) {
   bool abs = !path.empty() && path.front() == '/';
   std::vector<std::string_view> parts;

@@ -2,12 +2,17 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace kiln::util {
 
 std::string_view dir_name(std::string_view path);   // "a/b" -> "a", "b" -> "."
 std::string_view base_name(std::string_view path);  // "a/b.c" -> "b.c"
 std::string join_path(std::string_view a, std::string_view b);
+
+// The names between slashes, empty ones (a leading, doubled or trailing
+// slash) left out: "/usr//lib/" -> {"usr", "lib"}.
+std::vector<std::string> path_components(std::string_view path);
 
 // Lexically normalizes: removes "." components, duplicate slashes and resolves
 // ".." against preceding components (without touching the file system).

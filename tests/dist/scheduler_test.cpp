@@ -167,6 +167,33 @@ TEST_F(SchedulerTest, ReportedJobsFreeSlotsWhenTheyEnd) {
   EXPECT_TRUE(alloc(request()));
 }
 
+// A job that starts and ends between two heartbeats is never reported
+// running: the worker's `ended` list frees its slot at once, not after the
+// pending grace (30 s) that covers a client which never reached the worker.
+TEST_F(SchedulerTest, JobsEndedBetweenHeartbeatsFreeTheirSlots) {
+  auto a = worker("a", 1);
+  m_scheduler.heartbeat(a);
+  auto j1 = alloc(request());
+  auto j2 = alloc(request());
+  ASSERT_TRUE(j1 && j2);
+  EXPECT_FALSE(alloc(request()));
+  m_scheduler.heartbeat(a);  // neither reported: both still hold their slots
+  EXPECT_FALSE(alloc(request()));
+  a.ended = {j1->job_id};
+  m_scheduler.heartbeat(a);
+  auto j3 = alloc(request());
+  ASSERT_TRUE(j3);
+  EXPECT_FALSE(alloc(request()));
+  // Unacknowledged, the same ids come again: nothing is freed twice.
+  m_scheduler.heartbeat(a);
+  EXPECT_FALSE(alloc(request()));
+  // Without word from the worker, the grace frees the slots in the end.
+  a.ended.clear();
+  m_clock.advance(31s);
+  m_scheduler.heartbeat(a);
+  EXPECT_TRUE(alloc(request()));
+}
+
 TEST_F(SchedulerTest, AllocationWaitsForASlotThenTimesOut) {
   auto a = worker("a", 1);
   m_scheduler.heartbeat(a);

@@ -9,6 +9,7 @@
 
 #include "kiln/dist/toolchain_unpack.hpp"
 #include "kiln/util/file.hpp"
+#include "kiln/util/hash.hpp"
 #include "kiln/util/process.hpp"
 #include "toolchain_test_support.hpp"
 
@@ -157,6 +158,51 @@ TEST_F(ToolchainCached, PacksOncePerIdentityAndRepacksADamagedFile) {
   EXPECT_TRUE(*util::read_file(file) == first->archive);
 
   EXPECT_FALSE(cached_toolchain("/usr/bin/g++", "../x", m_dir));
+}
+
+TEST_F(ToolchainCached, RefReadsOnlyTheIdOnceItIsPacked) {
+  auto first = cached_toolchain_ref("/usr/bin/g++", "00ff", m_dir);
+  ASSERT_TRUE(first) << first.error();
+  EXPECT_EQ(first->archive_path, m_dir + "/toolchains/00ff.tar.zst");
+  auto archive = read_toolchain_archive(*first);
+  ASSERT_TRUE(archive) << archive.error();
+  EXPECT_EQ(util::Hasher().update(*archive).finish().to_hex(), first->id);
+
+  // Packed before: not even the compiler is looked at, nor the archive read
+  // (a damaged one still gives the id; the damage shows when it is read).
+  std::string damaged = *archive;
+  damaged[damaged.size() / 2] ^= 0x55;
+  ASSERT_TRUE(util::write_file(first->archive_path, damaged));
+  auto again = cached_toolchain_ref("/nonexistent/g++", "00ff", m_dir);
+  ASSERT_TRUE(again) << again.error();
+  EXPECT_EQ(again->id, first->id);
+  auto bad = read_toolchain_archive(*again);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().find("damaged or replaced"), std::string::npos) << bad.error();
+
+  // load_toolchain_archive packs it anew: the same bytes, the same id.
+  auto loaded = load_toolchain_archive(*again, "/usr/bin/g++", "00ff", m_dir);
+  ASSERT_TRUE(loaded) << loaded.error();
+  EXPECT_TRUE(*loaded == *archive);
+  EXPECT_TRUE(read_toolchain_archive(*again));
+
+  // A compiler that packs to another id under the same identity: an error,
+  // and the id file tells the next job the new id.
+  ASSERT_TRUE(util::write_file(first->archive_path, damaged));
+  auto other = load_toolchain_archive(*again, "/usr/bin/clang++", "00ff", m_dir);
+  ASSERT_FALSE(other);
+  EXPECT_NE(other.error().find("now packs to"), std::string::npos) << other.error();
+  auto now = cached_toolchain_ref("/nonexistent/g++", "00ff", m_dir);
+  ASSERT_TRUE(now);
+  EXPECT_NE(now->id, first->id);
+
+  // An id file that is not a SHA-256: packed (here: read) again.
+  ASSERT_TRUE(util::write_file(m_dir + "/toolchains/00ff.id", "garbage\n"));
+  auto repaired = cached_toolchain_ref("/nonexistent/g++", "00ff", m_dir);
+  ASSERT_TRUE(repaired) << repaired.error();
+  EXPECT_EQ(repaired->id, now->id);
+
+  EXPECT_FALSE(cached_toolchain_ref("/usr/bin/g++", "../x", m_dir));
 }
 
 // The strongest check of a toolchain: its compiler, run from the unpacked tree

@@ -31,5 +31,14 @@ TEST(HexTest, DecodesEitherCaseAndRejectsTheRest) {
   EXPECT_FALSE(from_hex("0x"));
 }
 
+TEST(Hex, RandomHexIsHexOfTheLengthAskedAndDiffers) {
+  std::string a = random_hex(12);
+  std::string b = random_hex(12);
+  EXPECT_EQ(a.size(), 24u);
+  EXPECT_TRUE(from_hex(a).has_value());
+  EXPECT_NE(a, b);
+  EXPECT_EQ(random_hex(0), "");
+}
+
 }  // namespace
 }  // namespace kiln::util

@@ -28,6 +28,13 @@ TEST(PathTest, JoinPath) {
   EXPECT_EQ(join_path("/", "b"), "/b");
 }
 
+TEST(PathTest, PathComponentsLeaveOutEmptyNames) {
+  EXPECT_EQ(path_components("/usr//lib/"), (std::vector<std::string>{"usr", "lib"}));
+  EXPECT_EQ(path_components("a/b"), (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(path_components("/").empty());
+  EXPECT_TRUE(path_components("").empty());
+}
+
 TEST(PathTest, Normalize) {
   EXPECT_EQ(normalize("/a//b/./c/"), "/a/b/c");
   EXPECT_EQ(normalize("/a/b/../c"), "/a/c");

@@ -1,12 +1,12 @@
 #include "kiln/dist/scheduler/scheduler.hpp"
 
 #include <algorithm>
-#include <random>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "kiln/dist/job_token.hpp"
+#include "kiln/util/hex.hpp"
 
 namespace kiln::dist {
 
@@ -18,13 +18,6 @@ constexpr double k_latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0
                                        1,      2.5,     5,      10,    30,     60};
 constexpr size_t k_latency_buckets = sizeof(k_latency_bounds) / sizeof(k_latency_bounds[0]);
 
-std::string random_prefix() {
-  std::random_device rd;
-  char buf[16];
-  std::snprintf(buf, sizeof(buf), "%08x", rd());
-  return buf;
-}
-
 double seconds(util::Clock::SteadyPoint::duration d) {
   return std::chrono::duration<double>(d).count();
 }
@@ -35,7 +28,7 @@ Scheduler::Scheduler(SchedulerOptions options, const util::Clock& clock, util::L
     : m_options(std::move(options)),
       m_clock(clock),
       m_log(std::move(log)),
-      m_id_prefix(random_prefix()) {
+      m_id_prefix(util::random_hex(4)) {
   util::MutexLock lock(m_mutex);
   m_latency_buckets.assign(k_latency_buckets, 0);
 }
@@ -108,6 +101,9 @@ HeartbeatReply Scheduler::heartbeat(const Heartbeat& h) {
     }
     update_mean_speed();
     w.reported = {h.jobs.begin(), h.jobs.end()};
+    for (const auto& id : h.ended) {
+      w.pending.erase(id);
+    }
     std::erase_if(w.pending, [&](const auto& p) {
       return w.reported.contains(p.first) || now - p.second >= m_options.pending_grace;
     });

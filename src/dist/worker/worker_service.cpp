@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <random>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -14,23 +13,12 @@
 #include "kiln/net/server/tls.hpp"
 #include "kiln/net/url.hpp"
 #include "kiln/util/file.hpp"
+#include "kiln/util/hex.hpp"
 #include "kiln/util/path.hpp"
 
 namespace kiln::dist {
 
 namespace {
-
-std::string random_hex(size_t bytes) {
-  std::random_device rd;
-  std::string out;
-  const char* digits = "0123456789abcdef";
-  for (size_t i = 0; i < bytes; ++i) {
-    unsigned v = rd() & 0xff;
-    out += digits[v >> 4];
-    out += digits[v & 15];
-  }
-  return out;
-}
 
 net::ServerResponse json_error(int status, std::string message, bool retry_elsewhere) {
   net::ServerResponse r;
@@ -52,7 +40,7 @@ std::string host_of(const std::string& url) {
 }  // namespace
 
 WorkerService::WorkerService(WorkerOptions options, util::Logger log)
-    : m_options(std::move(options)), m_log(std::move(log)), m_nonce(random_hex(12)) {}
+    : m_options(std::move(options)), m_log(std::move(log)), m_nonce(util::random_hex(12)) {}
 
 expected<std::unique_ptr<WorkerService>, std::string> WorkerService::start(WorkerOptions options,
                                                                            util::Logger log) {
@@ -190,6 +178,7 @@ bool WorkerService::send_heartbeat() {
   {
     util::MutexLock lock(m_mutex);
     h.jobs = m_jobs;
+    h.ended = m_ended;
     h.draining = m_draining;
     h.jobs_done = m_jobs_done;
     h.busy_seconds = m_busy_seconds;
@@ -217,6 +206,10 @@ bool WorkerService::send_heartbeat() {
   }
   util::MutexLock lock(m_mutex);
   m_interval_ms = reply->heartbeat_interval_ms;
+  // Heard: what ended before this heartbeat is not sent again (jobs that
+  // ended while it was on its way are at the back).
+  m_ended.erase(m_ended.begin(), m_ended.begin() + static_cast<std::ptrdiff_t>(
+                                                       std::min(h.ended.size(), m_ended.size())));
   return true;
 }
 
@@ -337,7 +330,7 @@ void WorkerService::handle(net::ServerRequest&& req, net::Reply reply) {
       reject(401, "a job token for this worker is required");
       return;
     }
-    handle_toolchain(id, std::move(req), reply);
+    handle_toolchain(id, job, std::move(req), reply);
     return;
   }
   if (path.starts_with(k_jobs) && path.ends_with("/run")) {
@@ -356,19 +349,21 @@ void WorkerService::handle(net::ServerRequest&& req, net::Reply reply) {
   reject(404, "no such endpoint");
 }
 
-void WorkerService::handle_toolchain(const std::string& id, net::ServerRequest&& req,
-                                     net::Reply reply) {
+void WorkerService::handle_toolchain(const std::string& id, const std::string& job_id,
+                                     net::ServerRequest&& req, net::Reply reply) {
   auto body = std::make_shared<std::string>(std::move(req.body));
   util::MutexLock lock(m_mutex);
-  m_queue.push_back([this, id, body, reply] {
+  m_queue.push_back([this, id, job_id, body, reply] {
+    // The upload is made for a job: its lines carry the job's id too.
+    util::Logger log = m_log.bind({{"job_id", job_id}});
     auto handle = m_toolchains->acquire(
         id, [&]() -> expected<std::string, std::string> { return std::move(*body); });
     if (!handle) {
-      m_log.warn("toolchain_refused", {{"toolchain", id}, {"error", handle.error()}});
+      log.warn("toolchain_refused", {{"toolchain", id}, {"error", handle.error()}});
       reply(json_error(400, "toolchain refused: " + handle.error(), false));
       return;
     }
-    m_log.event("toolchain_ready", {{"toolchain", id}});
+    log.event("toolchain_ready", {{"toolchain", id}});
     net::ServerResponse r;
     r.body = "{}";
     reply(std::move(r));
@@ -402,6 +397,10 @@ void WorkerService::run_job(const std::string& job_id, std::string body, net::Re
     {
       util::MutexLock lock(m_mutex);
       std::erase(m_jobs, job_id);
+      m_ended.push_back(job_id);
+      if (m_ended.size() > k_max_ended) {  // a scheduler long unreachable
+        m_ended.erase(m_ended.begin());
+      }
       if (failed) {
         ++m_jobs_failed;
       } else if (counted_done) {
@@ -446,9 +445,18 @@ void WorkerService::run_job(const std::string& job_id, std::string body, net::Re
     finish(json_error(400, "job refused: " + made.error(), false), true);
     return;
   }
-  log.event("job_started",
-            {{"toolchain", job->toolchain}, {"inputs", static_cast<int64_t>(job->inputs.size())}});
+  auto ms_since = [](std::chrono::steady_clock::time_point t) {
+    return static_cast<int64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t)
+            .count());
+  };
+  const int64_t setup_ms = ms_since(started);
+  log.event("job_started", {{"toolchain", job->toolchain},
+                            {"inputs", static_cast<int64_t>(job->inputs.size())},
+                            {"setup_ms", setup_ms}});
+  const auto run_started = std::chrono::steady_clock::now();
   auto run = run_in_sandbox(dir, *job, m_options.limits, client_gone.get());
+  const int64_t run_ms = ms_since(run_started);
   if (!run) {
     remove_tree(dir);
     log.error("sandbox_failed", {{"error", run.error()}});
@@ -505,8 +513,14 @@ void WorkerService::run_job(const std::string& job_id, std::string body, net::Re
     return;
   }
   counted_done = true;
+  // Where a job's time on the worker goes: decoding and the job's root
+  // (setup), the sandboxed compiler (run), and all of it with the outputs
+  // read and the directory removed (total).
   log.event("job_finished", {{"exit_code", result.exit_code},
-                             {"outputs", static_cast<int64_t>(result.outputs.size())}});
+                             {"outputs", static_cast<int64_t>(result.outputs.size())},
+                             {"setup_ms", setup_ms},
+                             {"run_ms", run_ms},
+                             {"total_ms", ms_since(started)}});
   net::ServerResponse r;
   r.content_type = "application/x-kiln-job-result";
   r.body = encode_result(result);

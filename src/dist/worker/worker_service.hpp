@@ -65,7 +65,8 @@ class WorkerService {
   explicit WorkerService(WorkerOptions options, util::Logger log);
   void heartbeat_loop();
   bool send_heartbeat();
-  void handle_toolchain(const std::string& id, net::ServerRequest&& request, net::Reply reply);
+  void handle_toolchain(const std::string& id, const std::string& job_id,
+                        net::ServerRequest&& request, net::Reply reply);
   void handle_run(const std::string& job_id, net::ServerRequest&& request, net::Reply reply);
   bool authorised(const net::ServerRequest& request, const std::string& job_id) const;
   void run_job(const std::string& job_id, std::string body, net::Reply reply,
@@ -89,6 +90,10 @@ class WorkerService {
   std::vector<std::string> m_jobs GUARDED_BY(m_mutex);  // accepted, not finished
   std::deque<std::function<void()>> m_queue GUARDED_BY(m_mutex);
   uint64_t m_jobs_done GUARDED_BY(m_mutex) = 0;
+  // Ended since the last acknowledged heartbeat, oldest first, at most
+  // k_max_ended (the scheduler's grace for a pending job covers the rest).
+  static constexpr size_t k_max_ended = 1000;
+  std::vector<std::string> m_ended GUARDED_BY(m_mutex);
   double m_busy_seconds GUARDED_BY(m_mutex) = 0;
   uint64_t m_jobs_failed GUARDED_BY(m_mutex) = 0;
   uint64_t m_jobs_refused GUARDED_BY(m_mutex) = 0;
