@@ -16,6 +16,14 @@ with `ninja -j<jobs>` after an untimed configure, interleaved round by round:
           fallback to local off, so nothing is compiled here)
   distcc  distcc as the launcher, distccd on loopback (plain mode: the
           preprocessor runs here, the compile there)
+  kiln-churn (part 12 (c); not with --no-churn) kiln as above, while the
+          cluster is scaled in and out: a quarter of the way into the build
+          (by the round's kiln time) the last worker is killed (SIGKILL, its
+          running jobs lost), half way a new worker with a new id, a new
+          certificate and an empty toolchain cache takes its port, as behind
+          a proxy. Run last in each round (the cluster is put back after it)
+          and reported against kiln without the churn; any local fallback is
+          a failure.
 
 icecream is not run: its daemon needs the machine's network configuration
 (it binds every interface and multicasts), which these tests may not touch.
@@ -38,6 +46,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -73,6 +82,15 @@ def configure(source: Path, build: Path, launcher: str | None, env: dict, extra:
     subprocess.run(args, env=env, check=True, capture_output=True)
 
 
+def clear_cache(cache: Path) -> None:
+    """An empty kiln cache (every TU a miss), but the packed toolchain kept,
+    as a client keeps it across builds."""
+    if cache.exists():
+        for entry in cache.iterdir():
+            if entry.name != "toolchains":
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
+
+
 def timed_build(build: Path, jobs: int, env: dict) -> float:
     t0 = time.monotonic()
     r = subprocess.run(["ninja", "-C", str(build), f"-j{jobs}"], env=env, capture_output=True,
@@ -90,6 +108,7 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--only", default="googletest,gen40")
+    ap.add_argument("--no-churn", action="store_true", help="skip kiln-churn (part 12 (c))")
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "cluster-latest.json"))
     args = ap.parse_args()
     kiln = Path(args.kiln).resolve()
@@ -111,8 +130,7 @@ def main() -> int:
         cluster.scheduler()
         cores = max(1, (os.cpu_count() or 2) // args.workers)
         ids = [f"bench-w{i}" for i in range(args.workers)]
-        for i in ids:
-            cluster.worker(i, cores=cores)
+        workers = {i: cluster.worker(i, cores=cores) for i in ids}
         cluster.wait_for(set(ids))
         port = free_port()
         distccd = subprocess.Popen(
@@ -141,8 +159,9 @@ def main() -> int:
         }
         for name, (source, extra) in projects.items():
             log(f"== {name}: ninja -j{args.jobs}, {args.rounds} interleaved rounds")
-            times: dict[str, list[float]] = {c: [] for c in configs}
+            times: dict[str, list[float]] = {c: [] for c in [*configs, "kiln-churn"]}
             kiln_stats = []
+            churn_stats = []
             for r in range(args.rounds):
                 order = list(configs)
                 order = order[r % len(order):] + order[:r % len(order)]
@@ -150,14 +169,8 @@ def main() -> int:
                     launcher, env = configs[c]
                     build = work / f"build-{name}-{c}"
                     if c == "kiln":
-                        # An empty cache (every TU a miss), but the packed
-                        # toolchain kept, as a client keeps it across builds.
                         cache = work / "kiln-cache"
-                        if cache.exists():
-                            for entry in cache.iterdir():
-                                if entry.name != "toolchains":
-                                    shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() \
-                                        else entry.unlink()
+                        clear_cache(cache)
                         env = dict(env, KILN_DIR=str(cache))
                     configure(source, build, launcher, env, extra)
                     try:
@@ -177,7 +190,57 @@ def main() -> int:
                         extra_note = (f"  cluster jobs {st['dist']['succeeded']}/"
                                       f"{st['dist']['jobs']}, retries {st['dist']['retries']}")
                     log(f"  round {r + 1} {c:7s} {t:7.2f} s{extra_note}")
-            proj = {"times": {c: summarize(v) for c, v in times.items() if v}, "kiln_dist": kiln_stats}
+                if not args.no_churn and len(ids) >= 2:
+                    build = work / f"build-{name}-kiln-churn"
+                    env = dict(kiln_env, KILN_DIR=str(work / "kiln-cache"))
+                    clear_cache(work / "kiln-cache")
+                    configure(source, build, str(kiln), env, extra)
+                    ref = times["kiln"][-1] if times["kiln"] else 8.0
+                    victim = ids[-1]
+                    events: list[str] = []
+                    result: dict = {}
+
+                    def churn():
+                        t0 = time.monotonic()
+                        time.sleep(0.25 * ref)
+                        port = workers[victim].port
+                        workers[victim].signal(signal.SIGKILL)
+                        events.append(f"{time.monotonic() - t0:.1f} s: {victim} killed")
+                        time.sleep(max(0.0, 0.5 * ref - (time.monotonic() - t0)))
+                        if "done" in result:
+                            return
+                        new_id = f"{victim}-r{r + 1}"
+                        result["new"] = cluster.worker(new_id, port=port, cores=cores)
+                        events.append(f"{time.monotonic() - t0:.1f} s: {new_id} on port {port}")
+
+                    th = threading.Thread(target=churn)
+                    th.start()
+                    try:
+                        t = timed_build(build, args.jobs, env)
+                    except RuntimeError as e:
+                        failures.append(f"{name}/kiln-churn: {e}")
+                        t = None
+                    result["done"] = True
+                    th.join()
+                    st = json.loads(subprocess.run([str(kiln), "-s", "--json"], env=env,
+                                                   capture_output=True, text=True).stdout)["dist"]
+                    churn_stats.append({"events": events, "dist": st})
+                    if st["local_fallbacks"]:
+                        failures.append(f"{name}/kiln-churn: local fallbacks {st}")
+                    if t is not None:
+                        times["kiln-churn"].append(t)
+                        log(f"  round {r + 1} kiln-churn {t:7.2f} s  cluster jobs {st['succeeded']}/"
+                            f"{st['jobs']}, retries {st['retries']}, local fallbacks "
+                            f"{st['local_fallbacks']}; {'; '.join(events)}")
+                    # The cluster as it was for the next round: the
+                    # newcomer leaves, the old worker comes back on its port
+                    # with its toolchains (kept on disk).
+                    if "new" in result:
+                        result["new"].signal(signal.SIGKILL)
+                    workers[victim] = cluster.worker(victim, cores=cores)
+                    cluster.wait_for(set(ids))
+            proj = {"times": {c: summarize(v) for c, v in times.items() if v}, "kiln_dist": kiln_stats,
+                    "kiln_churn": churn_stats}
             if times["kiln"] and times["local"] and times["distcc"]:
                 proj["kiln_over_local"] = compare(times["kiln"], times["local"], TARGET_LOCAL)
                 proj["kiln_over_distcc"] = compare(times["kiln"], times["distcc"], TARGET_DISTCC)
@@ -189,6 +252,9 @@ def main() -> int:
                     verdict = "" if target is None else (
                         f"; target <= {target}: {'PASS' if ratio <= target else 'MISS'}")
                     log(f"  {key.replace('_over_', '/')}: {ratio:.3f}{verdict}")
+            if times["kiln-churn"] and times["kiln"]:
+                proj["churn_over_kiln"] = compare(times["kiln-churn"], times["kiln"], None)
+                log(f"  kiln-churn/kiln: {proj['churn_over_kiln']['ratio_of_medians']:.3f}")
             results["projects"][name] = proj
     finally:
         if distccd:

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <unordered_set>
 
 #include "kiln/util/file.hpp"
 #include "kiln/util/process.hpp"
@@ -152,10 +153,17 @@ expected<void, std::string> make_job_root(const std::string& root,
   // Every component of an input's path is made here or checked: a link (the
   // toolchain's /lib -> usr/lib, say) is never followed on this host, and a
   // file of the toolchain is never replaced.
+  // Directories made or checked already (most inputs share a few dozen):
+  // each is looked at once, not once per input below it.
+  std::unordered_set<std::string> known;
   auto ensure_dirs = [&](const std::string& rel) -> bool {
     std::string path = root;
     for (const auto& part : util::split(rel, '/')) {
       path += "/" + part;
+      if (known.contains(path)) {
+        continue;
+      }
+      known.insert(path);
       struct stat st;
       if (::lstat(path.c_str(), &st) == 0) {
         if (!S_ISDIR(st.st_mode)) {

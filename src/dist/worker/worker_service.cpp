@@ -506,10 +506,12 @@ void WorkerService::run_job(const std::string& job_id, std::string body, net::Re
     total += data->size();
     result.outputs.push_back({o, std::move(*data)});
   }
-  remove_tree(dir);
+  // The job's directory goes after the answer: the client need not wait
+  // for it.
   if (total > m_options.limits.max_output_bytes) {
     log.warn("job_output_too_large", {{"bytes", static_cast<int64_t>(total)}});
     finish(json_error(507, "the job's output passed its limit", false), true);
+    remove_tree(dir);
     return;
   }
   counted_done = true;
@@ -525,6 +527,7 @@ void WorkerService::run_job(const std::string& job_id, std::string body, net::Re
   r.content_type = "application/x-kiln-job-result";
   r.body = encode_result(result);
   finish(std::move(r), false);
+  remove_tree(dir);
 }
 
 }  // namespace kiln::dist
