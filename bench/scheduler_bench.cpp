@@ -1,21 +1,26 @@
 // The scheduler alone (issue 9 part 12 (b), docs/benchmarks.md): N simulated
 // workers heartbeating over HTTP and C client threads allocating over HTTP
-// (kept-alive connections), on this machine, for D seconds. A client hands
-// each job it was allocated to its worker's simulation, whose next heartbeat
-// reports the job running and the one after that reports it done, as a real
-// worker's would. Prints allocations per second and latency percentiles as
-// the clients saw them, and one JSON line.
+// (kept-alive connections), on this machine, for D seconds. A job a client
+// is allocated runs on its worker's simulation for --job-ms; the worker then
+// reports it in `ended`, as a real worker does: at its next heartbeat, sent
+// at once but no sooner than --gap-ms after its previous one (jobs ending
+// together share it), and every 2 s in any case. Prints allocations and
+// heartbeats per second and latency percentiles as the clients saw them,
+// and one JSON line.
 //
 //   kiln-scheduler-bench [--workers 1000] [--cores 16] [--clients 4] [--seconds 10]
-//                        [--threads 2]   (the scheduler's I/O threads)
+//                        [--job-ms 1000] [--gap-ms 250]
+//                        [--threads 1]   (the scheduler's I/O threads)
 #include <pthread.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <queue>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,9 +35,18 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 struct SimWorker {
-  std::mutex mutex;
-  std::vector<std::string> fresh;    // allocated since the last heartbeat
-  std::vector<std::string> running;  // reported once; done at the next
+  std::vector<std::pair<std::string, Clock::time_point>> jobs;  // running, with their ends
+  std::vector<std::string> ended;                               // not acknowledged yet
+  Clock::time_point last{};                                     // last heartbeat sent
+  bool flush_due = false;  // a heartbeat for ended jobs is scheduled
+};
+
+// What the worker simulation does next, in time order.
+struct Event {
+  Clock::time_point at;
+  int worker;
+  enum Kind { periodic, job_end, flush } kind;
+  bool operator>(const Event& o) const { return at > o.at; }
 };
 
 int arg(int argc, char** argv, const char* name, int fallback) {
@@ -52,7 +66,9 @@ int main(int argc, char** argv) {
   const int n_clients = arg(argc, argv, "--clients", 4);
   const int seconds = arg(argc, argv, "--seconds", 10);
   const int heartbeat_ms = 2000;
-  const int threads = arg(argc, argv, "--threads", 2);
+  const int threads = arg(argc, argv, "--threads", 1);  // kiln-scheduler's default
+  const auto job = std::chrono::milliseconds(arg(argc, argv, "--job-ms", 1000));
+  const auto gap = std::chrono::milliseconds(arg(argc, argv, "--gap-ms", 250));
 
   dist::SchedulerServiceOptions o;
   o.client_token = "c";
@@ -69,6 +85,10 @@ int main(int argc, char** argv) {
   const std::string base = "http://127.0.0.1:" + std::to_string(service->port());
 
   std::vector<SimWorker> workers(static_cast<size_t>(n_workers));
+  std::mutex mutex;  // workers and events
+  std::condition_variable wake;
+  std::priority_queue<Event, std::vector<Event>, std::greater<>> events;
+  std::atomic<uint64_t> heartbeats_sent{0};
   auto heartbeat = [&](net::HttpClient& http, int i) {
     dist::Heartbeat h;
     h.server_id = "sim-" + std::to_string(i);
@@ -76,15 +96,31 @@ int main(int argc, char** argv) {
     h.public_url = "http://127.0.0.1:1/" + h.server_id;
     h.cores = cores;
     h.toolchains = {"tc"};
+    auto now = Clock::now();
     {
-      std::lock_guard lock(workers[static_cast<size_t>(i)].mutex);
+      std::lock_guard lock(mutex);
       auto& w = workers[static_cast<size_t>(i)];
-      w.running = std::move(w.fresh);  // the previous running ones are done
-      w.fresh.clear();
-      h.jobs = w.running;
+      std::erase_if(w.jobs, [&](const auto& j) {
+        if (j.second <= now) {
+          w.ended.push_back(j.first);
+          return true;
+        }
+        return false;
+      });
+      for (const auto& j : w.jobs) {
+        h.jobs.push_back(j.first);
+      }
+      h.ended = w.ended;
+      w.last = now;
     }
     auto r = http.post(base + "/api/v1/workers/heartbeat", dist::to_json(h),
                        {"Authorization: Bearer w", "Content-Type: application/json"});
+    ++heartbeats_sent;
+    if (r && r->status == 200) {
+      std::lock_guard lock(mutex);
+      auto& e = workers[static_cast<size_t>(i)].ended;
+      e.erase(e.begin(), e.begin() + static_cast<std::ptrdiff_t>(h.ended.size()));
+    }
     return r && r->status == 200;
   };
   // Every worker joins, then heartbeats every interval, spread evenly.
@@ -94,17 +130,42 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "heartbeat failed\n");
       return 1;
     }
+    events.push({Clock::now() + std::chrono::milliseconds(heartbeat_ms * (i + 1) / n_workers), i,
+                 Event::periodic});
   }
   std::atomic<bool> stop{false};
-  std::thread heartbeats([&] {
+  std::thread simulation([&] {
     pthread_setname_np(pthread_self(), "bench-workers");
     auto http = net::make_plain_client({2000, 5000});
-    auto next = Clock::now();
-    const auto step = std::chrono::microseconds(heartbeat_ms * 1000 / n_workers);
-    for (int i = 0; !stop; i = (i + 1) % n_workers) {
-      next += step;
-      std::this_thread::sleep_until(next);
-      heartbeat(*http, i);
+    std::unique_lock lock(mutex);
+    while (!stop) {
+      if (events.empty() || events.top().at > Clock::now()) {
+        if (events.empty()) {
+          wake.wait_for(lock, std::chrono::milliseconds(10));
+        } else {
+          wake.wait_until(lock, events.top().at);
+        }
+        continue;
+      }
+      Event e = events.top();
+      events.pop();
+      auto& w = workers[static_cast<size_t>(e.worker)];
+      bool send = false;
+      if (e.kind == Event::periodic) {
+        events.push({e.at + std::chrono::milliseconds(heartbeat_ms), e.worker, Event::periodic});
+        send = true;
+      } else if (e.kind == Event::flush) {
+        w.flush_due = false;
+        send = true;
+      } else if (!w.flush_due) {  // a job ended: tell soon, sharing a heartbeat
+        w.flush_due = true;
+        events.push({std::max(Clock::now(), w.last + gap), e.worker, Event::flush});
+      }
+      if (send) {
+        lock.unlock();
+        heartbeat(*http, e.worker);
+        lock.lock();
+      }
     }
   });
 
@@ -136,8 +197,11 @@ int main(int argc, char** argv) {
         auto alloc = dist::parse_allocation(r->body);
         if (alloc) {
           int i = std::atoi(alloc->server_id.c_str() + 4);
-          std::lock_guard lock(workers[static_cast<size_t>(i)].mutex);
-          workers[static_cast<size_t>(i)].fresh.push_back(alloc->job_id);
+          auto ends = Clock::now() + job;
+          std::lock_guard lock(mutex);
+          workers[static_cast<size_t>(i)].jobs.emplace_back(alloc->job_id, ends);
+          events.push({ends, i, Event::job_end});
+          wake.notify_one();
         }
       }
     });
@@ -147,7 +211,8 @@ int main(int argc, char** argv) {
   }
   double elapsed = std::chrono::duration<double>(Clock::now() - begin).count();
   stop = true;
-  heartbeats.join();
+  wake.notify_all();
+  simulation.join();
   std::vector<double> all;
   for (auto& l : latencies) {
     all.insert(all.end(), l.begin(), l.end());
@@ -158,17 +223,20 @@ int main(int argc, char** argv) {
   };
   double rate = static_cast<double>(all.size()) / elapsed;
   std::printf(
-      "workers %d (cores %d), clients %d, %.1f s: %zu allocations, %.0f per second, "
-      "%llu failed\n",
-      n_workers, cores, n_clients, elapsed, all.size(), rate,
-      static_cast<unsigned long long>(failures.load()));
+      "workers %d (cores %d, jobs of %lld ms), clients %d, %.1f s: %zu allocations, %.0f per "
+      "second, %llu failed; %.0f heartbeats per second\n",
+      n_workers, cores, static_cast<long long>(job.count()), n_clients, elapsed, all.size(), rate,
+      static_cast<unsigned long long>(failures.load()),
+      static_cast<double>(heartbeats_sent.load()) / elapsed);
   std::printf("latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", pct(0.5), pct(0.9), pct(0.99),
               all.empty() ? 0.0 : all.back());
   std::printf(
       "{\"workers\": %d, \"clients\": %d, \"seconds\": %.2f, \"allocations\": %zu, "
-      "\"per_second\": %.0f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"failed\": %llu}\n",
+      "\"per_second\": %.0f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"failed\": %llu, "
+      "\"heartbeats_per_second\": %.0f}\n",
       n_workers, n_clients, elapsed, all.size(), rate, pct(0.5), pct(0.99),
-      static_cast<unsigned long long>(failures.load()));
+      static_cast<unsigned long long>(failures.load()),
+      static_cast<double>(heartbeats_sent.load()) / elapsed);
   service->stop();
   return 0;
 }

@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
   app.set_config("--config", "", "TOML file with the settings below (flags win)");
   std::string listen = "127.0.0.1:10600";
   std::string client_token, worker_token, tls_cert, tls_key, log_file, log_level = "info";
-  int heartbeat_ms = 2000, missed = 3, max_wait_ms = 60000;
+  int heartbeat_ms = 2000, missed = 3, max_wait_ms = 60000, io_threads = 1;
   app.add_option("--listen", listen, "HOST:PORT to serve on")->envname("KILN_DIST_LISTEN");
   app.add_option("--client-token", client_token, "token clients present (or a file holding it)")
       ->envname("KILN_DIST_CLIENT_TOKEN");
@@ -27,6 +27,10 @@ int main(int argc, char** argv) {
   app.add_option("--max-wait-ms", max_wait_ms, "longest an allocation waits for a free slot")
       ->envname("KILN_DIST_MAX_WAIT_MS")
       ->check(CLI::Range(0, 3600000));
+  app.add_option("--io-threads", io_threads,
+                 "threads serving HTTP (placement runs under one lock; more help with TLS)")
+      ->envname("KILN_DIST_IO_THREADS")
+      ->check(CLI::Range(1, 64));
   app.add_option("--tls-cert", tls_cert, "PEM certificate: serve HTTPS")
       ->envname("KILN_DIST_TLS_CERT");
   app.add_option("--tls-key", tls_key, "PEM private key of --tls-cert")
@@ -65,6 +69,7 @@ int main(int argc, char** argv) {
     }
     options.server.tls = net::TlsIdentity{*cert, *key};
   }
+  options.server.threads = io_threads;
   options.scheduler.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
   options.scheduler.missed_heartbeats = missed;
   options.scheduler.max_wait = std::chrono::milliseconds(max_wait_ms);

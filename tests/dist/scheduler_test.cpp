@@ -152,6 +152,42 @@ TEST_F(SchedulerTest, SilentWorkerIsPrunedAndRestartIsSeen) {
   EXPECT_FALSE(alloc(request()));
 }
 
+// Placement reads one row per worker; a pruned worker's row is taken by the
+// last one: the others keep their state and stay allocatable and excludable.
+TEST_F(SchedulerTest, PruningAWorkerKeepsTheOthersPlaceable) {
+  auto a = worker("a", 4);
+  auto b = worker("b", 1);
+  auto c = worker("c", 1);
+  for (const auto& w : {a, b, c}) {
+    m_scheduler.heartbeat(w);
+  }
+  auto on_a = alloc(request());  // a is the least loaded per core
+  ASSERT_TRUE(on_a);
+  EXPECT_EQ(on_a->server_id, "a");
+  m_clock.advance(2500ms);
+  m_scheduler.heartbeat(b);
+  m_scheduler.heartbeat(c);
+  m_clock.advance(1000ms);
+  m_scheduler.tick();
+  ASSERT_EQ(m_scheduler.workers(), 2u);
+  auto r = request();
+  r.exclude = {"b"};
+  auto j1 = alloc(r);
+  ASSERT_TRUE(j1);
+  EXPECT_EQ(j1->server_id, "c");
+  r.exclude = {"c"};
+  auto j2 = alloc(r);
+  ASSERT_TRUE(j2);
+  EXPECT_EQ(j2->server_id, "b");
+  // Each holds one job of its two slots now: one more each, then none.
+  r.exclude.clear();
+  auto j3 = alloc(r);
+  auto j4 = alloc(r);
+  ASSERT_TRUE(j3 && j4);
+  EXPECT_NE(j3->server_id, j4->server_id);
+  EXPECT_FALSE(alloc(r));
+}
+
 TEST_F(SchedulerTest, ReportedJobsFreeSlotsWhenTheyEnd) {
   auto a = worker("a", 1);
   m_scheduler.heartbeat(a);

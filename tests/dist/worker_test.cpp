@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "kiln/dist/client.hpp"
 #include "kiln/dist/job_token.hpp"
 #include "kiln/dist/scheduler/scheduler_service.hpp"
@@ -89,6 +91,24 @@ class ClusterTest : public ::testing::Test {
       std::this_thread::sleep_for(20ms);
     }
     ASSERT_EQ(m_scheduler->scheduler().workers(), n);
+  }
+
+  // Until the scheduler counts no job on `server_id` (the worker's heartbeat
+  // told it the last one ended); 4 s at most, against the 30 s grace.
+  void wait_until_idle(const std::string& server_id) {
+    auto running = [&] {
+      auto status = nlohmann::json::parse(m_scheduler->scheduler().status_json());
+      for (const auto& w : status["workers"]) {
+        if (w["server_id"] == server_id) {
+          return w["running_jobs"].get<int>();
+        }
+      }
+      return -1;
+    };
+    for (int i = 0; i < 200 && running() != 0; ++i) {
+      std::this_thread::sleep_for(20ms);
+    }
+    ASSERT_EQ(running(), 0) << server_id;
   }
 
   // The job for compiling `source` (in m_cwd) as `argv` would locally: the
@@ -201,6 +221,11 @@ TEST_F(ClusterTest, CompilesOnAWorkerByteIdenticalToLocal) {
   });
   ASSERT_TRUE(again);
   EXPECT_LT(c.counters().bytes_sent - sent, gxx_toolchain().archive.size());
+
+  // Both jobs ended between heartbeats: the worker lists them in `ended`,
+  // and the scheduler frees their slots within a heartbeat or two, not
+  // after the 30 s grace it gives a job it never hears of again.
+  wait_until_idle("w-a");
 }
 
 TEST_F(ClusterTest, CompileErrorIsTheLocalErrorAndNotRetried) {
@@ -239,6 +264,7 @@ TEST_F(ClusterTest, DeadWorkerAndANewOneOnItsAddressAreRetriedElsewhere) {
   ASSERT_TRUE(c.run(job, archive()));  // w-a now holds the toolchain: it is preferred
   ASSERT_TRUE(start_worker("w-b"));
   wait_for_workers(2);
+  wait_until_idle("w-a");  // the scheduler heard that its job ended
   uint16_t port = a->port();
   std::string old_cert = a->certificate();
   a->stop();  // kill: no drain, no deregistration; the scheduler still lists it

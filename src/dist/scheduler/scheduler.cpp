@@ -70,10 +70,14 @@ HeartbeatReply Scheduler::heartbeat(const Heartbeat& h) {
           hit->second.erase(&w);
         }
       }
+      set_speed(&w, 0);
+      size_t row = w.row;
       w = Worker{};
+      w.row = row;
     }
     if (inserted) {
-      m_order.push_back(&w);
+      w.row = m_rows.size();
+      m_rows.push_back(Row{&w});
       m_log.bind({{"server_id", h.server_id}})
           .event("worker_joined", {{"url", h.public_url}, {"cores", h.cores}});
     }
@@ -82,24 +86,27 @@ HeartbeatReply Scheduler::heartbeat(const Heartbeat& h) {
         h.busy_seconds >= w.last.busy_seconds) {
       double per_job = (h.busy_seconds - w.last.busy_seconds) /
                        static_cast<double>(h.jobs_done - w.last.jobs_done);
-      w.seconds_per_job =
-          w.seconds_per_job == 0 ? per_job : 0.7 * w.seconds_per_job + 0.3 * per_job;
+      set_speed(&w, w.seconds_per_job == 0 ? per_job : 0.7 * w.seconds_per_job + 0.3 * per_job);
     }
     w.last = h;
     w.seen = now;
-    for (const auto& t : w.toolchains) {
-      if (auto it = m_holders.find(t); it != m_holders.end()) {
-        it->second.erase(&w);
-        if (it->second.empty()) {
-          m_holders.erase(it);
+    // The holders' index changes only when the worker's toolchains do (most
+    // heartbeats repeat the last list).
+    std::unordered_set<std::string> toolchains(h.toolchains.begin(), h.toolchains.end());
+    if (toolchains != w.toolchains) {
+      for (const auto& t : w.toolchains) {
+        if (auto it = m_holders.find(t); it != m_holders.end()) {
+          it->second.erase(&w);
+          if (it->second.empty()) {
+            m_holders.erase(it);
+          }
         }
       }
+      w.toolchains = std::move(toolchains);
+      for (const auto& t : w.toolchains) {
+        m_holders[t].insert(&w);
+      }
     }
-    w.toolchains = {h.toolchains.begin(), h.toolchains.end()};
-    for (const auto& t : w.toolchains) {
-      m_holders[t].insert(&w);
-    }
-    update_mean_speed();
     w.reported = {h.jobs.begin(), h.jobs.end()};
     for (const auto& id : h.ended) {
       w.pending.erase(id);
@@ -107,6 +114,7 @@ HeartbeatReply Scheduler::heartbeat(const Heartbeat& h) {
     std::erase_if(w.pending, [&](const auto& p) {
       return w.reported.contains(p.first) || now - p.second >= m_options.pending_grace;
     });
+    sync_row(w);
     serve_waiters(&done);
   }
   complete(&done);
@@ -129,55 +137,70 @@ void Scheduler::deregister(const Deregister& d) {
 
 Scheduler::Worker* Scheduler::pick(const AllocRequest& request) {
   auto now = m_clock.steady();
-  static const std::unordered_set<const Worker*> k_none;
-  auto held = m_holders.find(request.toolchain);
-  const auto& holders = held == m_holders.end() ? k_none : held->second;
-  Worker* best = nullptr;
+  // The holders of the toolchain and the excluded workers are marked in
+  // their rows for this placement, so the scan reads nothing but the rows.
+  const uint64_t mark = ++m_pick_seq;
+  if (auto held = m_holders.find(request.toolchain); held != m_holders.end()) {
+    for (const Worker* h : held->second) {
+      m_rows[h->row].holder_mark = mark;
+    }
+  }
+  for (const auto& id : request.exclude) {
+    if (auto it = m_workers.find(id); it != m_workers.end()) {
+      m_rows[it->second.row].excluded_mark = mark;
+    }
+  }
+  const Row* best = nullptr;
   double best_score = 0;
-  for (Worker* candidate : m_order) {
-    Worker& w = *candidate;
-    if (w.last.draining) {
-      continue;
-    }
-    size_t busy = running(w);
-    if (busy >= slots(w)) {
-      continue;
-    }
-    if (!request.exclude.empty() && std::find(request.exclude.begin(), request.exclude.end(),
-                                              w.last.server_id) != request.exclude.end()) {
+  for (const Row& r : m_rows) {
+    if (r.draining || r.busy >= r.slots || r.excluded_mark == mark) {
       continue;
     }
     // Lower is better: jobs per core after this one, scaled by how slow the
     // worker has been against the cluster's mean; a worker holding the
     // toolchain saves an upload; one that just failed a client goes last.
-    double score = static_cast<double>(busy + 1) / w.last.cores;
-    if (m_mean_seconds_per_job > 0 && w.seconds_per_job > 0) {
-      score *= w.seconds_per_job / m_mean_seconds_per_job;
+    double score = static_cast<double>(r.busy + 1) / r.cores;
+    if (m_mean_seconds_per_job > 0 && r.seconds_per_job > 0) {
+      score *= r.seconds_per_job / m_mean_seconds_per_job;
     }
-    if (!holders.contains(&w)) {
+    if (r.holder_mark != mark) {
       score += 0.25;
     }
-    if (now < w.penalised_until) {
+    if (now < r.penalised_until) {
       score += 1000;
     }
     if (!best || score < best_score) {
-      best = &w;
+      best = &r;
       best_score = score;
     }
   }
-  return best;
+  return best ? best->worker : nullptr;
 }
 
-void Scheduler::update_mean_speed() {
-  double sum = 0;
-  int known = 0;
-  for (const auto& [id, w] : m_workers) {
-    if (w.seconds_per_job > 0) {
-      sum += w.seconds_per_job;
-      ++known;
-    }
+void Scheduler::sync_row(const Worker& w) {
+  Row& r = m_rows[w.row];
+  r.busy = running(w);
+  r.slots = slots(w);
+  r.cores = std::max(1, w.last.cores);
+  r.draining = w.last.draining;
+  r.seconds_per_job = w.seconds_per_job;
+  r.penalised_until = w.penalised_until;
+}
+
+void Scheduler::set_speed(Worker* w, double seconds_per_job) {
+  if (w->seconds_per_job > 0) {
+    m_speed_sum -= w->seconds_per_job;
+    --m_speed_known;
   }
-  m_mean_seconds_per_job = known ? sum / known : 0;
+  w->seconds_per_job = seconds_per_job;
+  if (seconds_per_job > 0) {
+    m_speed_sum += seconds_per_job;
+    ++m_speed_known;
+  }
+  if (m_speed_known == 0) {
+    m_speed_sum = 0;  // no rounding left over from the sums
+  }
+  m_mean_seconds_per_job = m_speed_known > 0 ? m_speed_sum / m_speed_known : 0;
 }
 
 void Scheduler::forget(std::map<std::string, Worker>::iterator it) {
@@ -189,9 +212,15 @@ void Scheduler::forget(std::map<std::string, Worker>::iterator it) {
       }
     }
   }
-  std::erase(m_order, &it->second);
+  set_speed(&it->second, 0);
+  // The last row takes the forgotten one's place.
+  size_t row = it->second.row;
+  if (row + 1 != m_rows.size()) {
+    m_rows[row] = m_rows.back();
+    m_rows[row].worker->row = row;
+  }
+  m_rows.pop_back();
   m_workers.erase(it);
-  update_mean_speed();
 }
 
 Allocation Scheduler::assign(Worker* w, const AllocRequest& request) {
@@ -204,6 +233,7 @@ Allocation Scheduler::assign(Worker* w, const AllocRequest& request) {
   a.job_token = make_job_token(m_options.worker_secret, a.job_id, a.server_id,
                                m_clock.wall_seconds() + m_options.job_token_ttl.count());
   w->pending[a.job_id] = m_clock.steady();
+  sync_row(*w);
   ++m_allocated;
   m_log.bind({{"job_id", a.job_id}, {"server_id", a.server_id}, {"client_id", request.client_id}})
       .event("job_allocated", {{"needs_toolchain", a.needs_toolchain ? "yes" : "no"}});
@@ -233,6 +263,7 @@ void Scheduler::alloc(const AllocRequest& request, AllocDone done) {
       if (auto it = m_workers.find(f.server_id); it != m_workers.end()) {
         it->second.penalised_until = now + m_options.failure_penalty;
         it->second.pending.erase(f.job_id);
+        sync_row(it->second);
       }
       m_log
           .bind(
@@ -261,6 +292,9 @@ void Scheduler::serve_waiters(std::vector<Completion>* out) {
   while (!m_waiters.empty()) {
     Waiter& front = m_waiters.front();
     Worker* w = pick(front.request);
+    if (!w && front.request.exclude.empty()) {
+      return;  // no worker has a free slot: no other waiter fits either
+    }
     if (!w) {
       // FIFO: a later waiter with other exclusions could fit, but serving in
       // order keeps waiting fair; the slot goes to the oldest that fits at
@@ -270,6 +304,9 @@ void Scheduler::serve_waiters(std::vector<Completion>* out) {
       for (; it != m_waiters.end(); ++it) {
         if ((other = pick(it->request)) != nullptr) {
           break;
+        }
+        if (it->request.exclude.empty()) {
+          return;  // not even a waiter that excludes nobody fits
         }
       }
       if (it == m_waiters.end()) {
@@ -302,6 +339,7 @@ void Scheduler::tick() {
       } else {
         std::erase_if(it->second.pending,
                       [&](const auto& p) { return now - p.second >= m_options.pending_grace; });
+        sync_row(it->second);
       }
       it = next;
     }

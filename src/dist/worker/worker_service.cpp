@@ -223,10 +223,18 @@ void WorkerService::heartbeat_loop() {
     }
     send_heartbeat();
     util::MutexLock lock(m_mutex);
-    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(m_interval_ms);
+    const auto sent = std::chrono::steady_clock::now();
+    auto until = sent + std::chrono::milliseconds(m_interval_ms);
     while (!m_stopping && !m_heartbeats_stopped && !m_heartbeat_now &&
            std::chrono::steady_clock::now() < until) {
       m_cv.wait_until(m_mutex, until);
+    }
+    // A job's end is told soon, but jobs ending together share a heartbeat:
+    // a busy worker sends at most one every k_job_end_gap, not one per job
+    // (the scheduler's oversubscription covers the slot held meanwhile).
+    const auto soonest = sent + k_job_end_gap;
+    while (!m_stopping && !m_heartbeats_stopped && std::chrono::steady_clock::now() < soonest) {
+      m_cv.wait_until(m_mutex, soonest);
     }
     if (m_stopping || m_heartbeats_stopped) {
       return;

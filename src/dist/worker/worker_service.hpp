@@ -86,6 +86,8 @@ class WorkerService {
   bool m_stopping GUARDED_BY(m_mutex) = false;
   bool m_draining GUARDED_BY(m_mutex) = false;
   bool m_heartbeat_now GUARDED_BY(m_mutex) = false;
+  // The least time between two heartbeats (docs/dist-protocol.md).
+  static constexpr std::chrono::milliseconds k_job_end_gap{250};
   bool m_heartbeats_stopped GUARDED_BY(m_mutex) = false;
   std::vector<std::string> m_jobs GUARDED_BY(m_mutex);  // accepted, not finished
   std::deque<std::function<void()>> m_queue GUARDED_BY(m_mutex);
