@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kiln/cache/key.hpp"
+#include "kiln/cache/trace.hpp"
 #include "kiln/dist/client.hpp"
 #include "kiln/dist/dist_plugin_abi.h"
 #include "kiln/dist/job.hpp"
@@ -165,6 +166,16 @@ expected<JobRequest, NotDistributed> prepare_job(const cache::Command& command,
     deps.argv.push_back(command.argv[i]);
   }
   deps.argv.insert(deps.argv.end(), {"-M", "-MF", deps_file});
+  // Where the pipeline's trace of this compile stands before the scan: what
+  // the scan adds to it is what the preprocessor opened.
+  std::string trace_file;
+  for (const auto& kv : command.env) {
+    if (kv.starts_with("KILN_TRACE_FILE=")) {
+      trace_file = kv.substr(sizeof("KILN_TRACE_FILE=") - 1);
+    }
+  }
+  const auto trace_start =
+      trace_file.empty() ? size_t{0} : static_cast<size_t>(util::FileStat::of(trace_file).size);
   auto scanned = local.run(deps);
   auto text = util::read_file(deps_file);
   ::unlink(deps_file.c_str());
@@ -175,6 +186,24 @@ expected<JobRequest, NotDistributed> prepare_job(const cache::Command& command,
   std::vector<std::string> prerequisites;
   if (!parse_depfile(*text, &prerequisites)) {
     return unexpected(NotDistributed{"not_distributable", "a header name the depfile quotes"});
+  }
+  // A header that `__has_include` found but nothing included is not in the
+  // depfile, yet the worker must see it, or the test is false there and the
+  // object differs (GCC opens what it probes: it is in the trace). What is
+  // not a regular file (directories, /dev/null) or is the kernel's (/proc,
+  // /sys) is not an input.
+  if (!trace_file.empty()) {
+    auto all = util::read_file(trace_file);
+    if (all && all->size() >= trace_start) {
+      cache::Trace t = cache::Trace::parse(std::string_view(*all).substr(trace_start));
+      for (const auto& r : t.read) {
+        std::string abs = lexical(util::join_path(command.cwd, r));
+        if (!abs.starts_with("/proc/") && !abs.starts_with("/sys/") && !abs.starts_with("/dev/") &&
+            util::FileStat::of(abs).is_regular()) {
+          prerequisites.push_back(r);
+        }
+      }
+    }
   }
   JobRequest job;
   job.argv = command.argv;

@@ -67,6 +67,30 @@ TEST_F(PrepareJobTest, SendsTheCommandItsInputsAndOnlyTheEnvironmentThatMatters)
   EXPECT_TRUE(fs::is_empty(m_dir + "/cache/tmp")) << "the dependency file was left behind";
 }
 
+// `__has_include` finds a header that nothing includes: it is not in the
+// depfile, but the worker must see it, or the test is false there and the
+// object differs. GCC opens what it probes; the trace has it.
+TEST_F(PrepareJobTest, HeadersFoundByHasIncludeAreSentToo) {
+  ASSERT_TRUE(util::write_file(m_dir + "/src/include/probed.h", "#error never included\n"));
+  ASSERT_TRUE(util::write_file(m_dir + "/src/a.cc",
+                               "#include \"h.h\"\n#if __has_include(<probed.h>)\n"
+                               "int have_probed = 1;\n#endif\n"));
+  const std::string trace = m_dir + "/trace.txt";
+  ASSERT_TRUE(util::write_file(trace, "E /earlier/run\n"));  // the pipeline's earlier lines
+  m_command.env = {"PATH=/usr/bin:/bin", "KILN_TRACE_FILE=" + trace,
+                   std::string("LD_PRELOAD=") + KILN_TRACE_LIBRARY};
+  auto job = prepare_job(m_command, m_local);
+  ASSERT_TRUE(job) << job.error().reason << ": " << job.error().detail;
+  std::vector<std::string> paths;
+  for (const auto& in : job->inputs) {
+    paths.push_back("/" + in.path);
+  }
+  EXPECT_NE(std::find(paths.begin(), paths.end(), m_dir + "/src/include/h.h"), paths.end());
+  EXPECT_NE(std::find(paths.begin(), paths.end(), m_dir + "/src/include/probed.h"), paths.end())
+      << "the probed header is missing from the job";
+  EXPECT_EQ(std::count(paths.begin(), paths.end(), m_dir + "/src/include/h.h"), 1);
+}
+
 TEST_F(PrepareJobTest, WhatTheJobRootCannotReproduceStaysHere) {
   // A header reached through a symbolic link.
   fs::create_directory_symlink(m_dir + "/src/include", m_dir + "/src/linked");

@@ -150,6 +150,14 @@ TEST_F(SandboxTest, JobRootLinksTheToolchainAndRefusesTricks) {
   replace.inputs = {{"usr/bin/cc", "evil"}};
   EXPECT_FALSE(make_job_root(m_dir + "/r2", tc, replace));
   EXPECT_EQ(util::read_file(tc + "/usr/bin/cc").value_or(""), "#!/bin/sh\n");
+  // The same bytes as the toolchain's file (the scan read it): no conflict,
+  // and the toolchain's file is left as it is.
+  JobRequest same = j;
+  same.inputs = {{"usr/bin/cc", "#!/bin/sh\n"}, {"home/u/proj/a.cc", "int a;\n"}};
+  auto made_same = make_job_root(m_dir + "/r4", tc, same);
+  ASSERT_TRUE(made_same) << made_same.error();
+  EXPECT_TRUE(fs::equivalent(tc + "/usr/bin/cc", m_dir + "/r4/usr/bin/cc"));  // still a link
+  EXPECT_EQ(util::read_file(tc + "/usr/bin/cc").value_or(""), "#!/bin/sh\n");
   JobRequest through_link = j;
   through_link.inputs = {{"bin/x", "evil"}};  // bin -> usr/bin
   EXPECT_FALSE(make_job_root(m_dir + "/r3", tc, through_link));
