@@ -1,0 +1,188 @@
+#include "postgres_server.hpp"
+
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "kiln/util/hex.hpp"
+#include "kiln/util/process.hpp"
+
+namespace kiln::service::test {
+namespace {
+
+constexpr const char* k_bin_dir = "/usr/lib/postgresql/15/bin";
+
+int g_port = 0;
+std::string g_error = "the PostgreSQL test server was not started";
+
+// Runs a PostgreSQL program, as the postgres user when this is root (the
+// server refuses to run as root). Returns an error message, empty on success.
+std::string run_pg(const std::vector<std::string>& argv, const std::string& cwd) {
+  std::vector<std::string> full;
+  if (geteuid() == 0) {
+    full = {"/usr/sbin/runuser", "-u", "postgres", "--"};
+  }
+  full.insert(full.end(), argv.begin(), argv.end());
+  util::RunOptions options;
+  options.cwd = cwd;
+  options.timeout = std::chrono::seconds(120);
+  auto result = util::run_capture(full, options);
+  if (!result) {
+    return "cannot run " + full[0] + ": " + std::strerror(result.error());
+  }
+  if (result->exit_code != 0) {
+    return full[full.size() - argv.size()] + " failed (exit " + std::to_string(result->exit_code) +
+           "): " + result->out + result->err;
+  }
+  return {};
+}
+
+class PostgresServer : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    const std::string initdb = std::string(k_bin_dir) + "/initdb";
+    const std::string pg_ctl = std::string(k_bin_dir) + "/pg_ctl";
+    if (access(initdb.c_str(), X_OK) != 0 || access(pg_ctl.c_str(), X_OK) != 0) {
+      g_error = std::string("PostgreSQL 15 server binaries not found (") + initdb + ", " + pg_ctl +
+                "): install the postgresql package (scripts/install-deps.sh); the "
+                "PostgreSQL backend's tests cannot run without them";
+      ADD_FAILURE() << g_error;
+      return;
+    }
+    m_dir = make_temp_dir("kiln-pg");
+    m_data = m_dir + "/data";
+    if (geteuid() == 0) {
+      const passwd* pw = getpwnam("postgres");
+      if (pw == nullptr || chown(m_dir.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+        g_error = "running as root, but there is no postgres user to own " + m_dir;
+        ADD_FAILURE() << g_error;
+        return;
+      }
+    }
+    if (auto failed = run_pg({initdb, "-D", m_data, "-A", "trust", "-U", "postgres", "--no-sync",
+                              "-E", "UTF8", "--locale", "C"},
+                             m_dir);
+        !failed.empty()) {
+      g_error = failed;
+      ADD_FAILURE() << g_error;
+      return;
+    }
+    // A free port may be taken between the probe and the start: try again.
+    std::string failed;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      const int port = unused_port();
+      // fsync off: the tests test the store, not the disk, on a busy machine.
+      const std::string options = "-p " + std::to_string(port) + " -k " + m_dir +
+                                  " -c listen_addresses=127.0.0.1 -c fsync=off"
+                                  " -c full_page_writes=off -c max_connections=200";
+      failed = run_pg({pg_ctl, "-D", m_data, "-o", options, "-l", m_dir + "/server.log", "-w", "-t",
+                       "60", "start"},
+                      m_dir);
+      if (failed.empty()) {
+        g_port = port;
+        m_started = true;
+        g_error.clear();
+        return;
+      }
+    }
+    g_error = "pg_ctl start: " + failed;
+    ADD_FAILURE() << g_error;
+  }
+
+  void TearDown() override {
+    if (m_started) {
+      run_pg({std::string(k_bin_dir) + "/pg_ctl", "-D", m_data, "-m", "immediate", "-w", "stop"},
+             m_dir);
+    }
+    if (!m_dir.empty()) {
+      std::error_code ignored;
+      std::filesystem::remove_all(m_dir, ignored);
+    }
+  }
+
+ private:
+  std::string m_dir;
+  std::string m_data;
+  bool m_started = false;
+};
+
+// Registered before main() (gtest_main) runs the tests.
+[[maybe_unused]] ::testing::Environment* const g_environment =
+    ::testing::AddGlobalTestEnvironment(new PostgresServer);
+
+std::string admin_exec(const std::string& statement) {
+  const std::string url = "postgresql://postgres@127.0.0.1:" + std::to_string(g_port) + "/postgres";
+  std::unique_ptr<PGconn, void (*)(PGconn*)> conn(PQconnectdb(url.c_str()), PQfinish);
+  if (PQstatus(conn.get()) != CONNECTION_OK) {
+    return PQerrorMessage(conn.get());
+  }
+  std::unique_ptr<PGresult, void (*)(PGresult*)> result(PQexec(conn.get(), statement.c_str()),
+                                                        PQclear);
+  if (PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
+    return PQresultErrorMessage(result.get());
+  }
+  return {};
+}
+
+}  // namespace
+
+const std::string& postgres_error() {
+  return g_error;
+}
+
+std::string create_test_database(std::string& error) {
+  if (!g_error.empty()) {
+    error = g_error;
+    return {};
+  }
+  const std::string name = "t_" + util::random_hex(8);
+  error = admin_exec("CREATE DATABASE " + name);
+  if (!error.empty()) {
+    return {};
+  }
+  return "postgresql://postgres@127.0.0.1:" + std::to_string(g_port) + "/" + name;
+}
+
+void drop_test_database(const std::string& url) {
+  const auto slash = url.rfind('/');
+  if (g_error.empty() && slash != std::string::npos) {
+    admin_exec("DROP DATABASE IF EXISTS " + url.substr(slash + 1) + " WITH (FORCE)");
+  }
+}
+
+int unused_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t length = sizeof address;
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    if (fd >= 0) {
+      close(fd);
+    }
+    return 0;
+  }
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+std::string make_temp_dir(const char* prefix) {
+  std::string pattern = std::filesystem::temp_directory_path().string() + "/" + prefix + "-XXXXXX";
+  if (mkdtemp(pattern.data()) == nullptr) {
+    return {};
+  }
+  return pattern;
+}
+
+}  // namespace kiln::service::test
