@@ -109,7 +109,8 @@ expected<std::unique_ptr<Database>, std::string> open_sqlite(const std::string& 
   // WAL: readers never block the writer nor each other, so replicas polling
   // for work do not stall a submission. Switching a new file to WAL needs a
   // moment of exclusive access; when several processes open a new file at
-  // once, some of them see SQLITE_BUSY without the busy handler, so retry.
+  // once, some of them see SQLITE_BUSY without the busy handler: retry that,
+  // and only that (a file that is not a database fails at once).
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(k_busy_timeout_ms);
   for (;;) {
@@ -117,7 +118,9 @@ expected<std::unique_ptr<Database>, std::string> open_sqlite(const std::string& 
     if (rows && !rows->empty() && (*rows)[0][0] == "wal") {
       break;
     }
-    if (std::chrono::steady_clock::now() >= deadline) {
+    const int code = sqlite3_errcode(db) & 0xff;
+    const bool busy = !rows && (code == SQLITE_BUSY || code == SQLITE_LOCKED);
+    if (!busy || std::chrono::steady_clock::now() >= deadline) {
       std::string why = !rows           ? rows.error()
                         : rows->empty() ? "no answer"
                                         : "journal mode stays " + (*rows)[0][0].value_or("?");

@@ -21,8 +21,9 @@ constexpr std::string_view k_program_columns =
 // 2^62 for N < 2^31. Parameters: ?1 worker id, ?2 N, ?3 2^32 % N.
 constexpr std::string_view k_in_shard = "((shard_hi % ?2) * ?3 + shard_lo) % ?2 = ?1";
 
-// Expands {now} (the server's clock in ms) and {lock} (PostgreSQL's row
-// locks for a claim's subquery) for the dialect.
+// Expands {now} (the server's clock in ms), {lock} and {recheck} (a claim's
+// PostgreSQL-only parts), {columns} (of a Program) and {in_shard} for the
+// dialect.
 std::string sql(Dialect dialect, std::string_view text) {
   std::string out;
   for (size_t i = 0; i < text.size();) {
@@ -34,6 +35,13 @@ std::string sql(Dialect dialect, std::string_view text) {
       // taking instead of waiting for it and then finding them Compiling.
       out += dialect == Dialect::postgres ? "FOR UPDATE SKIP LOCKED" : "";
       i += 6;
+    } else if (text.compare(i, 9, "{recheck}") == 0) {
+      // A claim's update re-checks Pending on PostgreSQL, where claimers run
+      // concurrently. On SQLite they cannot (the write lock), and the check
+      // would lead its planner to scan the status index instead of looking
+      // the picked ids up by primary key.
+      out += dialect == Dialect::postgres ? "status = 'Pending' AND" : "";
+      i += 9;
     } else if (text.compare(i, 9, "{columns}") == 0) {
       out += k_program_columns;
       i += 9;
@@ -319,7 +327,7 @@ expected<std::vector<Claim>, Error> Store::claim(int64_t worker_id, int64_t work
   // One statement: the rows it picks are the rows it changes, and a row is
   // picked only while Pending. PostgreSQL: the pick locks them (SKIP LOCKED:
   // concurrent claimers take disjoint rows without waiting), and the outer
-  // status check re-reads a row a concurrent claim changed. SQLite: the write
+  // status check ({recheck}) re-reads a row a concurrent claim changed. SQLite: the write
   // lock, taken by BEGIN IMMEDIATE, serializes claimers.
   //
   // The pick is a MATERIALIZED CTE, not `id IN (SELECT ... LIMIT n FOR
@@ -334,7 +342,7 @@ WITH picked AS MATERIALIZED (
   ORDER BY updated_at, id LIMIT ?4 {lock})
 UPDATE programs SET status = 'Compiling', compiled_by = ?1, compile_count = compile_count + 1,
                     updated_at = {now}
-WHERE status = 'Pending' AND id IN (SELECT id FROM picked)
+WHERE {recheck} id IN (SELECT id FROM picked)
 RETURNING id, name, version, recipe, source_sha256)sql");
   std::vector<Claim> claims;
   auto run = [&]() -> expected<void, Error> {
