@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "kiln/util/hex.hpp"
@@ -19,7 +20,13 @@
 namespace kiln::service::test {
 namespace {
 
-constexpr const char* k_bin_dir = "/usr/lib/postgresql/15/bin";
+// Where Debian's postgresql-15 puts the server programs; the environment
+// variable KILN_TEST_POSTGRES_BIN points elsewhere (or, in a test of the
+// tests, nowhere).
+std::string bin_dir() {
+  const char* dir = std::getenv("KILN_TEST_POSTGRES_BIN");
+  return dir && *dir ? dir : "/usr/lib/postgresql/15/bin";
+}
 
 int g_port = 0;
 std::string g_error = "the PostgreSQL test server was not started";
@@ -46,73 +53,76 @@ std::string run_pg(const std::vector<std::string>& argv, const std::string& cwd)
   return {};
 }
 
+// The server's directory (data, socket, log) and whether it runs.
+std::string g_dir;
+bool g_started = false;
+std::once_flag g_start_once;
+
+// initdb and pg_ctl start; an error message, empty on success.
+std::string start_server() {
+  const std::string initdb = bin_dir() + "/initdb";
+  const std::string pg_ctl = bin_dir() + "/pg_ctl";
+  if (access(initdb.c_str(), X_OK) != 0 || access(pg_ctl.c_str(), X_OK) != 0) {
+    return "PostgreSQL 15 server binaries not found (" + initdb + ", " + pg_ctl +
+           "): install the postgresql package (scripts/install-deps.sh); the PostgreSQL "
+           "backend's tests cannot run without them";
+  }
+  g_dir = make_temp_dir("kiln-pg");
+  if (g_dir.empty()) {
+    return "cannot create a temporary directory for PostgreSQL";
+  }
+  if (geteuid() == 0) {
+    const passwd* pw = getpwnam("postgres");
+    if (pw == nullptr || chown(g_dir.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+      return "running as root, but there is no postgres user to own " + g_dir;
+    }
+  }
+  const std::string data = g_dir + "/data";
+  if (auto failed = run_pg({initdb, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E",
+                            "UTF8", "--locale", "C"},
+                           g_dir);
+      !failed.empty()) {
+    return failed;
+  }
+  // A free port may be taken between the probe and the start: try again.
+  std::string failed;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const int port = unused_port();
+    // fsync off: the tests test the store, not the disk, on a busy machine.
+    const std::string options = "-p " + std::to_string(port) + " -k " + g_dir +
+                                " -c listen_addresses=127.0.0.1 -c fsync=off"
+                                " -c full_page_writes=off -c max_connections=200";
+    failed = run_pg(
+        {pg_ctl, "-D", data, "-o", options, "-l", g_dir + "/server.log", "-w", "-t", "60", "start"},
+        g_dir);
+    if (failed.empty()) {
+      g_port = port;
+      g_started = true;
+      return {};
+    }
+  }
+  return "pg_ctl start: " + failed;
+}
+
+// Started by the first test that needs it (so that a run of only the SQLite
+// tests starts nothing), stopped once at the end of the binary.
+void ensure_started() {
+  std::call_once(g_start_once, [] { g_error = start_server(); });
+}
+
 class PostgresServer : public ::testing::Environment {
  public:
-  void SetUp() override {
-    const std::string initdb = std::string(k_bin_dir) + "/initdb";
-    const std::string pg_ctl = std::string(k_bin_dir) + "/pg_ctl";
-    if (access(initdb.c_str(), X_OK) != 0 || access(pg_ctl.c_str(), X_OK) != 0) {
-      g_error = std::string("PostgreSQL 15 server binaries not found (") + initdb + ", " + pg_ctl +
-                "): install the postgresql package (scripts/install-deps.sh); the "
-                "PostgreSQL backend's tests cannot run without them";
-      ADD_FAILURE() << g_error;
-      return;
-    }
-    m_dir = make_temp_dir("kiln-pg");
-    m_data = m_dir + "/data";
-    if (geteuid() == 0) {
-      const passwd* pw = getpwnam("postgres");
-      if (pw == nullptr || chown(m_dir.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
-        g_error = "running as root, but there is no postgres user to own " + m_dir;
-        ADD_FAILURE() << g_error;
-        return;
-      }
-    }
-    if (auto failed = run_pg({initdb, "-D", m_data, "-A", "trust", "-U", "postgres", "--no-sync",
-                              "-E", "UTF8", "--locale", "C"},
-                             m_dir);
-        !failed.empty()) {
-      g_error = failed;
-      ADD_FAILURE() << g_error;
-      return;
-    }
-    // A free port may be taken between the probe and the start: try again.
-    std::string failed;
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      const int port = unused_port();
-      // fsync off: the tests test the store, not the disk, on a busy machine.
-      const std::string options = "-p " + std::to_string(port) + " -k " + m_dir +
-                                  " -c listen_addresses=127.0.0.1 -c fsync=off"
-                                  " -c full_page_writes=off -c max_connections=200";
-      failed = run_pg({pg_ctl, "-D", m_data, "-o", options, "-l", m_dir + "/server.log", "-w", "-t",
-                       "60", "start"},
-                      m_dir);
-      if (failed.empty()) {
-        g_port = port;
-        m_started = true;
-        g_error.clear();
-        return;
-      }
-    }
-    g_error = "pg_ctl start: " + failed;
-    ADD_FAILURE() << g_error;
-  }
-
   void TearDown() override {
-    if (m_started) {
-      run_pg({std::string(k_bin_dir) + "/pg_ctl", "-D", m_data, "-m", "immediate", "-w", "stop"},
-             m_dir);
+    if (g_started) {
+      run_pg({bin_dir() + "/pg_ctl", "-D", g_dir + "/data", "-m", "immediate", "-w", "stop"},
+             g_dir);
+      g_started = false;
     }
-    if (!m_dir.empty()) {
+    if (!g_dir.empty()) {
       std::error_code ignored;
-      std::filesystem::remove_all(m_dir, ignored);
+      std::filesystem::remove_all(g_dir, ignored);
     }
   }
-
- private:
-  std::string m_dir;
-  std::string m_data;
-  bool m_started = false;
 };
 
 // Registered before main() (gtest_main) runs the tests.
@@ -136,10 +146,12 @@ std::string admin_exec(const std::string& statement) {
 }  // namespace
 
 const std::string& postgres_error() {
+  ensure_started();
   return g_error;
 }
 
 std::string create_test_database(std::string& error) {
+  ensure_started();
   if (!g_error.empty()) {
     error = g_error;
     return {};

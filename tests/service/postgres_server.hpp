@@ -4,13 +4,14 @@
 
 namespace kiln::service::test {
 
-// A private PostgreSQL 15 server for this test binary, started once (a
-// GoogleTest Environment, registered by postgres_server.cpp) on a free
-// loopback port in a temporary directory, stopped and deleted at the end.
+// A private PostgreSQL 15 server for this test binary, started once, by the
+// first test that needs it, on a free loopback port in a temporary
+// directory, and stopped and deleted at the end (a GoogleTest Environment,
+// registered by postgres_server.cpp).
 // Without the server binaries every PostgreSQL test fails (never skips):
 // CI installs them (scripts/install-deps.sh).
 
-// Empty when the server runs; otherwise why it does not.
+// Starts the server if needed. Empty when it runs; otherwise why it does not.
 const std::string& postgres_error();
 
 // Creates a fresh database ("t_<random hex>") and returns its URL
