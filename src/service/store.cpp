@@ -146,6 +146,9 @@ std::optional<Status> parse_status(std::string_view text) {
   return std::nullopt;
 }
 
+// Every method takes m_mutex, then works on `Database& db = *m_db` for the
+// rest of its body: the lambdas it runs (transactions) run under the same
+// lock, which the thread-safety analysis cannot see through m_db itself.
 Store::Store(std::unique_ptr<Database> database) : m_db(std::move(database)) {}
 
 expected<std::unique_ptr<Store>, Error> Store::open(std::unique_ptr<Database> database) {
@@ -161,10 +164,11 @@ int64_t Store::latest_schema_version() {
 
 expected<int64_t, Error> Store::schema_version() {
   util::MutexLock lock(m_mutex);
-  if (auto ok = m_db->reconnect_if_lost(); !ok) {
+  Database& db = *m_db;
+  if (auto ok = db.reconnect_if_lost(); !ok) {
     return unexpected(ok.error());
   }
-  return current_schema_version(*m_db);
+  return current_schema_version(db);
 }
 
 expected<UpsertResult, Error> Store::upsert(std::string_view name, std::string_view source_sha256,
@@ -173,7 +177,8 @@ expected<UpsertResult, Error> Store::upsert(std::string_view name, std::string_v
     return unexpected(Error("a program needs a name"));
   }
   util::MutexLock lock(m_mutex);
-  if (auto ok = m_db->reconnect_if_lost(); !ok) {
+  Database& db = *m_db;
+  if (auto ok = db.reconnect_if_lost(); !ok) {
     return unexpected(ok.error());
   }
   const std::string id = new_program_id();
@@ -182,7 +187,7 @@ expected<UpsertResult, Error> Store::upsert(std::string_view name, std::string_v
   // something changed (the WHERE of DO UPDATE): one statement, so two
   // concurrent submissions of one name cannot both insert. A conflict
   // wastes the new id, which is fine.
-  const std::string upsert_sql = sql(m_db->dialect(), R"sql(
+  const std::string upsert_sql = sql(db.dialect(), R"sql(
 INSERT INTO programs (id, name, version, status, source_sha256, recipe, log, cache_hits,
                       cache_misses, compile_count, shard_hi, shard_lo, created_at, updated_at)
 VALUES (?1, ?2, 1, 'Pending', ?3, ?4, '', 0, 0, 0, ?5, ?6, {now}, {now})
@@ -193,10 +198,10 @@ ON CONFLICT (name) DO UPDATE SET
 WHERE programs.source_sha256 <> excluded.source_sha256 OR programs.recipe <> excluded.recipe
 RETURNING {columns})sql");
   const std::string select_sql =
-      sql(m_db->dialect(), "SELECT {columns} FROM programs WHERE name = ?1");
+      sql(db.dialect(), "SELECT {columns} FROM programs WHERE name = ?1");
   UpsertResult result;
-  auto done = in_write_transaction(*m_db, [&]() -> expected<void, Error> {
-    auto rows = m_db->query(
+  auto done = in_write_transaction(db, [&]() -> expected<void, Error> {
+    auto rows = db.query(
         upsert_sql, {id, std::string(name), std::string(source_sha256), std::string(recipe),
                      static_cast<int64_t>(key >> 32), static_cast<int64_t>(key & 0xffffffffu)});
     if (!rows) {
@@ -205,7 +210,7 @@ RETURNING {columns})sql");
     result.changed = !rows->empty();
     if (rows->empty()) {
       // Unchanged: the statement wrote nothing and returned nothing.
-      rows = m_db->query(select_sql, {std::string(name)});
+      rows = db.query(select_sql, {std::string(name)});
       if (!rows) {
         return unexpected(rows.error());
       }
@@ -228,11 +233,12 @@ RETURNING {columns})sql");
 
 expected<std::optional<Program>, Error> Store::get(std::string_view name) {
   util::MutexLock lock(m_mutex);
-  if (auto ok = m_db->reconnect_if_lost(); !ok) {
+  Database& db = *m_db;
+  if (auto ok = db.reconnect_if_lost(); !ok) {
     return unexpected(ok.error());
   }
-  auto rows = m_db->query(sql(m_db->dialect(), "SELECT {columns} FROM programs WHERE name = ?1"),
-                          {std::string(name)});
+  auto rows = db.query(sql(db.dialect(), "SELECT {columns} FROM programs WHERE name = ?1"),
+                       {std::string(name)});
   if (!rows) {
     return unexpected(rows.error());
   }
@@ -248,10 +254,11 @@ expected<std::optional<Program>, Error> Store::get(std::string_view name) {
 
 expected<std::vector<Program>, Error> Store::list() {
   util::MutexLock lock(m_mutex);
-  if (auto ok = m_db->reconnect_if_lost(); !ok) {
+  Database& db = *m_db;
+  if (auto ok = db.reconnect_if_lost(); !ok) {
     return unexpected(ok.error());
   }
-  auto rows = m_db->query(sql(m_db->dialect(), "SELECT {columns} FROM programs ORDER BY name"), {});
+  auto rows = db.query(sql(db.dialect(), "SELECT {columns} FROM programs ORDER BY name"), {});
   if (!rows) {
     return unexpected(rows.error());
   }
@@ -269,13 +276,13 @@ expected<std::vector<Program>, Error> Store::list() {
 
 expected<bool, Error> Store::remove(std::string_view name) {
   util::MutexLock lock(m_mutex);
-  if (auto ok = m_db->reconnect_if_lost(); !ok) {
+  Database& db = *m_db;
+  if (auto ok = db.reconnect_if_lost(); !ok) {
     return unexpected(ok.error());
   }
   bool existed = false;
-  auto done = in_write_transaction(*m_db, [&]() -> expected<void, Error> {
-    auto rows =
-        m_db->query("DELETE FROM programs WHERE name = ?1 RETURNING id", {std::string(name)});
+  auto done = in_write_transaction(db, [&]() -> expected<void, Error> {
+    auto rows = db.query("DELETE FROM programs WHERE name = ?1 RETURNING id", {std::string(name)});
     if (!rows) {
       return unexpected(rows.error());
     }
@@ -294,11 +301,12 @@ expected<std::vector<std::string>, Error> Store::shard_ids(int64_t worker_id, in
     return unexpected(params.error());
   }
   util::MutexLock lock(m_mutex);
-  if (auto ok = m_db->reconnect_if_lost(); !ok) {
+  Database& db = *m_db;
+  if (auto ok = db.reconnect_if_lost(); !ok) {
     return unexpected(ok.error());
   }
-  auto rows = m_db->query(
-      sql(m_db->dialect(), "SELECT id FROM programs WHERE {in_shard} ORDER BY id"), *params);
+  auto rows =
+      db.query(sql(db.dialect(), "SELECT id FROM programs WHERE {in_shard} ORDER BY id"), *params);
   if (!rows) {
     return unexpected(rows.error());
   }
@@ -321,7 +329,8 @@ expected<std::vector<Claim>, Error> Store::claim(int64_t worker_id, int64_t work
   }
   params->push_back(limit);
   util::MutexLock lock(m_mutex);
-  if (auto ok = m_db->reconnect_if_lost(); !ok) {
+  Database& db = *m_db;
+  if (auto ok = db.reconnect_if_lost(); !ok) {
     return unexpected(ok.error());
   }
   // One statement: the rows it picks are the rows it changes, and a row is
@@ -336,7 +345,7 @@ expected<std::vector<Claim>, Error> Store::claim(int64_t worker_id, int64_t work
   // this statement has just updated and returns the next ones, so one claim
   // took more than `limit` rows (seen: 5 for a limit of 3). A materialized
   // CTE runs once.
-  const std::string claim_sql = sql(m_db->dialect(), R"sql(
+  const std::string claim_sql = sql(db.dialect(), R"sql(
 WITH picked AS MATERIALIZED (
   SELECT id FROM programs WHERE status = 'Pending' AND {in_shard}
   ORDER BY updated_at, id LIMIT ?4 {lock})
@@ -346,7 +355,7 @@ WHERE {recheck} id IN (SELECT id FROM picked)
 RETURNING id, name, version, recipe, source_sha256)sql");
   std::vector<Claim> claims;
   auto run = [&]() -> expected<void, Error> {
-    auto rows = m_db->query(claim_sql, *params);
+    auto rows = db.query(claim_sql, *params);
     if (!rows) {
       return unexpected(rows.error());
     }
@@ -361,7 +370,7 @@ RETURNING id, name, version, recipe, source_sha256)sql");
     return {};
   };
   // PostgreSQL runs the one statement as its own transaction.
-  auto done = m_db->dialect() == Dialect::sqlite ? in_write_transaction(*m_db, run) : run();
+  auto done = db.dialect() == Dialect::sqlite ? in_write_transaction(db, run) : run();
   if (!done) {
     return unexpected(done.error());
   }
@@ -377,19 +386,20 @@ expected<bool, Error> Store::finish(std::string_view id, int64_t version, Status
                       " is not a result (Success, CompileError or SystemError)");
   }
   util::MutexLock lock(m_mutex);
-  if (auto ok = m_db->reconnect_if_lost(); !ok) {
+  Database& db = *m_db;
+  if (auto ok = db.reconnect_if_lost(); !ok) {
     return unexpected(ok.error());
   }
-  const std::string finish_sql = sql(m_db->dialect(), R"sql(
+  const std::string finish_sql = sql(db.dialect(), R"sql(
 UPDATE programs SET status = ?3, log = ?4, cache_hits = ?5, cache_misses = ?6, binary_sha256 = ?7,
                     updated_at = {now}
 WHERE id = ?1 AND version = ?2 AND status = 'Compiling'
 RETURNING id)sql");
   Param binary = binary_sha256 ? Param(*binary_sha256) : Param(nullptr);
   bool applied = false;
-  auto done = in_write_transaction(*m_db, [&]() -> expected<void, Error> {
-    auto rows = m_db->query(finish_sql, {std::string(id), version, std::string(to_string(status)),
-                                         std::string(log), cache_hits, cache_misses, binary});
+  auto done = in_write_transaction(db, [&]() -> expected<void, Error> {
+    auto rows = db.query(finish_sql, {std::string(id), version, std::string(to_string(status)),
+                                      std::string(log), cache_hits, cache_misses, binary});
     if (!rows) {
       return unexpected(rows.error());
     }
@@ -408,16 +418,17 @@ expected<int64_t, Error> Store::reset_compiling(int64_t worker_id, int64_t worke
     return unexpected(params.error());
   }
   util::MutexLock lock(m_mutex);
-  if (auto ok = m_db->reconnect_if_lost(); !ok) {
+  Database& db = *m_db;
+  if (auto ok = db.reconnect_if_lost(); !ok) {
     return unexpected(ok.error());
   }
-  const std::string reset_sql = sql(m_db->dialect(), R"sql(
+  const std::string reset_sql = sql(db.dialect(), R"sql(
 UPDATE programs SET status = 'Pending', compiled_by = NULL, updated_at = {now}
 WHERE status = 'Compiling' AND {in_shard}
 RETURNING id)sql");
   int64_t count = 0;
-  auto done = in_write_transaction(*m_db, [&]() -> expected<void, Error> {
-    auto rows = m_db->query(reset_sql, *params);
+  auto done = in_write_transaction(db, [&]() -> expected<void, Error> {
+    auto rows = db.query(reset_sql, *params);
     if (!rows) {
       return unexpected(rows.error());
     }
@@ -432,17 +443,18 @@ RETURNING id)sql");
 
 expected<bool, Error> Store::back_to_pending(std::string_view id, int64_t version) {
   util::MutexLock lock(m_mutex);
-  if (auto ok = m_db->reconnect_if_lost(); !ok) {
+  Database& db = *m_db;
+  if (auto ok = db.reconnect_if_lost(); !ok) {
     return unexpected(ok.error());
   }
-  const std::string back_sql = sql(m_db->dialect(), R"sql(
+  const std::string back_sql = sql(db.dialect(), R"sql(
 UPDATE programs SET status = 'Pending', binary_sha256 = NULL, compiled_by = NULL,
                     updated_at = {now}
 WHERE id = ?1 AND version = ?2 AND status = 'Success'
 RETURNING id)sql");
   bool applied = false;
-  auto done = in_write_transaction(*m_db, [&]() -> expected<void, Error> {
-    auto rows = m_db->query(back_sql, {std::string(id), version});
+  auto done = in_write_transaction(db, [&]() -> expected<void, Error> {
+    auto rows = db.query(back_sql, {std::string(id), version});
     if (!rows) {
       return unexpected(rows.error());
     }
@@ -461,22 +473,23 @@ expected<void, Error> Store::heartbeat_member(int64_t worker_id, int64_t workers
     return unexpected(params.error());
   }
   util::MutexLock lock(m_mutex);
-  if (auto ok = m_db->reconnect_if_lost(); !ok) {
+  Database& db = *m_db;
+  if (auto ok = db.reconnect_if_lost(); !ok) {
     return unexpected(ok.error());
   }
-  const std::string upsert_sql = sql(m_db->dialect(), R"sql(
+  const std::string upsert_sql = sql(db.dialect(), R"sql(
 INSERT INTO members (worker_id, url, workers, last_seen) VALUES (?1, ?2, ?3, {now})
 ON CONFLICT (worker_id, url) DO UPDATE SET workers = excluded.workers,
                                            last_seen = excluded.last_seen)sql");
   // Replicas that moved (a new pod address) leave rows behind; a day after
   // their last heartbeat nobody needs them.
   const std::string prune_sql =
-      sql(m_db->dialect(), "DELETE FROM members WHERE last_seen < {now} - 86400000");
-  return in_write_transaction(*m_db, [&]() -> expected<void, Error> {
-    if (auto rows = m_db->query(upsert_sql, {worker_id, std::string(url), workers}); !rows) {
+      sql(db.dialect(), "DELETE FROM members WHERE last_seen < {now} - 86400000");
+  return in_write_transaction(db, [&]() -> expected<void, Error> {
+    if (auto rows = db.query(upsert_sql, {worker_id, std::string(url), workers}); !rows) {
       return unexpected(rows.error());
     }
-    if (auto rows = m_db->query(prune_sql, {}); !rows) {
+    if (auto rows = db.query(prune_sql, {}); !rows) {
       return unexpected(rows.error());
     }
     return {};
@@ -485,13 +498,14 @@ ON CONFLICT (worker_id, url) DO UPDATE SET workers = excluded.workers,
 
 expected<std::vector<Member>, Error> Store::members(std::chrono::milliseconds max_age) {
   util::MutexLock lock(m_mutex);
-  if (auto ok = m_db->reconnect_if_lost(); !ok) {
+  Database& db = *m_db;
+  if (auto ok = db.reconnect_if_lost(); !ok) {
     return unexpected(ok.error());
   }
-  auto rows = m_db->query(sql(m_db->dialect(), R"sql(
+  auto rows = db.query(sql(db.dialect(), R"sql(
 SELECT worker_id, workers, url, {now} - last_seen FROM members
 WHERE {now} - last_seen <= ?1 ORDER BY worker_id, url)sql"),
-                          {static_cast<int64_t>(max_age.count())});
+                       {static_cast<int64_t>(max_age.count())});
   if (!rows) {
     return unexpected(rows.error());
   }
