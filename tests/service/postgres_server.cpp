@@ -137,7 +137,8 @@ std::string admin_exec(const std::string& statement) {
   }
   std::unique_ptr<PGresult, void (*)(PGresult*)> result(PQexec(conn.get(), statement.c_str()),
                                                         PQclear);
-  if (PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
+  if (PQresultStatus(result.get()) != PGRES_COMMAND_OK &&
+      PQresultStatus(result.get()) != PGRES_TUPLES_OK) {
     return PQresultErrorMessage(result.get());
   }
   return {};
@@ -195,6 +196,12 @@ std::string make_temp_dir(const char* prefix) {
     return {};
   }
   return pattern;
+}
+
+std::string terminate_connections(const std::string& url) {
+  const auto slash = url.rfind('/');
+  return admin_exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" +
+                    url.substr(slash + 1) + "' AND pid <> pg_backend_pid()");
 }
 
 }  // namespace kiln::service::test

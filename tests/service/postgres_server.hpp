@@ -22,6 +22,10 @@ std::string create_test_database(std::string& error);
 // Drops a database create_test_database made, closing its connections.
 void drop_test_database(const std::string& url);
 
+// Ends every connection to the database of `url` (as a server restart
+// would); an error message, empty on success.
+std::string terminate_connections(const std::string& url);
+
 // A loopback port that nothing listens on (bound and released).
 int unused_port();
 

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "kiln/service/program_id.hpp"
+#include "postgres_server.hpp"
 #include "store_fixture.hpp"
 
 namespace kiln::service::test {
@@ -374,8 +375,46 @@ TEST_P(StoreTest, TwoReplicasWithOneWorkerIdBothShowAsMembers) {
   EXPECT_EQ(must(store->members(std::chrono::seconds(60))).size(), 2u);
 }
 
+TEST_P(StoreTest, ARemovedProgramsResultIsDropped) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  const Program p = must(store->upsert("hello", k_sha_a, k_recipe)).program;
+  ASSERT_EQ(must(store->claim(0, 1, 1)).size(), 1u);
+  EXPECT_TRUE(must(store->remove("hello")));
+  EXPECT_FALSE(must(store->finish(p.id, 1, Status::success, "", 0, 0, std::string(k_sha_b))));
+  EXPECT_FALSE(must(store->get("hello")));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::Values(Backend::sqlite, Backend::postgres),
                          backend_name);
+
+}  // namespace
+}  // namespace kiln::service::test
+
+namespace kiln::service::test {
+namespace {
+
+// A replica outlives a PostgreSQL restart: the call that finds its
+// connection broken fails, the next one reconnects.
+TEST(PostgresStore, ReconnectsAfterTheServerDroppedTheConnection) {
+  std::string error;
+  const std::string url = create_test_database(error);
+  ASSERT_FALSE(url.empty()) << error;
+  {
+    auto store = open_store(url);
+    ASSERT_TRUE(store) << store.error();
+    must((*store)->upsert("hello", k_sha_a, k_recipe));
+    ASSERT_EQ(terminate_connections(url), "");
+    auto first = (*store)->get("hello");
+    if (!first) {
+      EXPECT_NE(first.error().find("postgresql"), std::string::npos) << first.error();
+    }
+    auto again = must((*store)->get("hello"));
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->version, 1);
+  }
+  drop_test_database(url);
+}
 
 }  // namespace
 }  // namespace kiln::service::test
