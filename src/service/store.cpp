@@ -115,36 +115,15 @@ expected<std::vector<Param>, Error> shard_params(int64_t worker_id, int64_t work
     return unexpected("worker id " + std::to_string(worker_id) + " is not in [0, " +
                       std::to_string(workers) + ")");
   }
-  return std::vector<Param>{worker_id, workers, (int64_t{1} << 32) % workers};
+  std::vector<Param> params;
+  params.reserve(4);  // claim() adds its limit
+  params.emplace_back(worker_id);
+  params.emplace_back(workers);
+  params.emplace_back((int64_t{1} << 32) % workers);
+  return params;
 }
 
 }  // namespace
-
-std::string_view to_string(Status status) {
-  switch (status) {
-    case Status::pending:
-      return "Pending";
-    case Status::compiling:
-      return "Compiling";
-    case Status::success:
-      return "Success";
-    case Status::compile_error:
-      return "CompileError";
-    case Status::system_error:
-      return "SystemError";
-  }
-  return "?";
-}
-
-std::optional<Status> parse_status(std::string_view text) {
-  for (Status s : {Status::pending, Status::compiling, Status::success, Status::compile_error,
-                   Status::system_error}) {
-    if (to_string(s) == text) {
-      return s;
-    }
-  }
-  return std::nullopt;
-}
 
 // Every method takes m_mutex, then works on `Database& db = *m_db` for the
 // rest of its body: the lambdas it runs (transactions) run under the same
@@ -327,7 +306,7 @@ expected<std::vector<Claim>, Error> Store::claim(int64_t worker_id, int64_t work
   if (limit <= 0) {
     return std::vector<Claim>{};
   }
-  params->push_back(limit);
+  params->emplace_back(limit);
   util::MutexLock lock(m_mutex);
   Database& db = *m_db;
   if (auto ok = db.reconnect_if_lost(); !ok) {
@@ -521,39 +500,6 @@ WHERE {now} - last_seen <= ?1 ORDER BY worker_id, url)sql"),
                          std::chrono::milliseconds(std::max<int64_t>(0, *age))});
   }
   return out;
-}
-
-expected<std::unique_ptr<Store>, Error> open_store(std::string_view url) {
-  constexpr std::string_view k_usage =
-      "expected sqlite:///absolute/path.db or postgresql://user@host:port/database";
-  std::unique_ptr<Database> database;
-  if (url.starts_with("sqlite://")) {
-    const std::string path(url.substr(9));
-    if (path.size() < 2 || path[0] != '/' || path.back() == '/') {
-      return unexpected("store URL " + std::string(url) + ": the SQLite file must be an absolute " +
-                        "path (three slashes: sqlite:///var/lib/kiln/state.db); " +
-                        std::string(k_usage));
-    }
-    auto opened = open_sqlite(path);
-    if (!opened) {
-      return unexpected(opened.error());
-    }
-    database = std::move(*opened);
-  } else if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
-    auto opened = open_postgres(std::string(url));
-    if (!opened) {
-      return unexpected(opened.error());
-    }
-    database = std::move(*opened);
-  } else {
-    // Not echoed whole: a URL may carry a password.
-    const auto scheme_end = url.find("://");
-    const std::string scheme =
-        scheme_end == std::string_view::npos ? "none" : std::string(url.substr(0, scheme_end));
-    return unexpected("store URL with an unsupported scheme (" + scheme +
-                      "): " + std::string(k_usage));
-  }
-  return Store::open(std::move(database));
 }
 
 }  // namespace kiln::service
