@@ -17,8 +17,9 @@ constexpr std::string_view k_program_columns =
 // Replica `worker_id` of `workers` owns the programs whose shard key u =
 // shard_hi * 2^32 + shard_lo has u % workers == worker_id. u does not fit a
 // signed 64-bit integer, so the database computes the same remainder from
-// the halves: ((shard_hi % N) * (2^32 % N) + shard_lo) % N, every term below
-// 2^62 for N < 2^31. Parameters: ?1 worker id, ?2 N, ?3 2^32 % N.
+// the halves: ((shard_hi % N) * (2^32 % N) + shard_lo) % N, every
+// intermediate below (2^31)^2 + 2^32 < 2^63 for N < 2^31. Parameters: ?1 worker id, ?2 N, ?3 2^32 %
+// N.
 constexpr std::string_view k_in_shard = "((shard_hi % ?2) * ?3 + shard_lo) % ?2 = ?1";
 
 // Expands {now} (the server's clock in ms), {lock} and {recheck} (a claim's
