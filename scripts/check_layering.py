@@ -35,6 +35,7 @@ ALLOWED: dict[str, set[str]] = {
     "dist": {"cache", "compiler", "storage", "net", "config", "util"},
     "dist/scheduler": {"dist", "net/server", "net", "config", "util"},
     "dist/worker": {"dist", "net/server", "net", "config", "util"},
+    "service": {"cache", "compiler", "storage", "net", "config", "util"},
     "cli": {"cache", "compiler", "storage", "config", "util", "dist", "dist/scheduler",
             "dist/worker",
             "net/server", "net"},

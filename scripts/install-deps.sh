@@ -10,12 +10,13 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libssl-dev libzstd-dev libxxhash-dev libtomlplusplus-dev libexpected-dev \
   libcurl4-openssl-dev libhiredis-dev libarchive-dev \
   libboost-dev nlohmann-json3-dev libcli11-dev bubblewrap \
+  libsqlite3-dev libpq-dev postgresql \
   googletest libgtest-dev \
   redis-server nginx-light \
   ccache hyperfine >/dev/null
 # Test servers are started by the tests themselves on free loopback ports; the
 # packaged services are not needed in the background.
-for service in redis-server nginx; do
+for service in redis-server nginx postgresql; do
   if [ -x "/etc/init.d/$service" ]; then $SUDO "/etc/init.d/$service" stop >/dev/null 2>&1 || true; fi
 done
 # moto_server (S3 and STS, for the remote-storage tests) comes with the machine's Python.
