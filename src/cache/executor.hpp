@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "kiln/compiler/family.hpp"
 #include "kiln/util/expected.hpp"
 #include "kiln/util/process.hpp"
 
@@ -16,7 +17,8 @@ struct CompileStep {
   // object first, then the depfile, .dwo, ... that it produces.
   std::vector<std::string> outputs;
   std::string compiler_identity;  // hex digest of the compiler (CompilerInfo::identity)
-  std::string cache_dir;          // where an executor may keep its own files
+  compiler::Family family = compiler::Family::unknown;
+  std::string cache_dir;  // where an executor may keep its own files
 };
 
 // One run of the compiler (or its preprocessor) as the pipeline asks for it.

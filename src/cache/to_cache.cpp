@@ -60,6 +60,7 @@ expected<util::RunResult, int> Compilation::run_compiler() {
     }
   }
   step.compiler_identity = m_compiler.identity.to_hex();
+  step.family = m_compiler.family;
   step.cache_dir = m_cfg.cache_dir;
   return run_traced(argv, &step);
 }

@@ -192,7 +192,10 @@ expected<JobRequest, NotDistributed> prepare_job(const cache::Command& command,
   // object differs (GCC opens what it probes: it is in the trace). What is
   // not a regular file (directories, /dev/null) or is the kernel's (/proc,
   // /sys) is not an input.
-  if (!trace_file.empty()) {
+  // clang lists what `__has_include` found in its dependency output, and
+  // what else it opens is its driver's (/etc/os-release, CUDA's version
+  // file), not the compile's: only GCC's trace adds inputs.
+  if (!trace_file.empty() && step.family != compiler::Family::clang) {
     auto all = util::read_file(trace_file);
     if (all && all->size() >= trace_start) {
       cache::Trace t = cache::Trace::parse(std::string_view(*all).substr(trace_start));

@@ -109,19 +109,25 @@ class ClusterBuild(kilntest.KilnTestCase):
         self.assertEqual((d["jobs"], d["succeeded"], d["retries"]), (1, 1, {}), d)
 
     def test_has_include_probe_is_seen_on_the_worker(self):
-        # A header that __has_include finds but nothing includes is not in the
-        # dependency list; without it the worker would compile the other
-        # branch and return a different object.
+        # A header that __has_include finds but nothing includes: clang lists
+        # it in its dependency output, GCC does not (kiln takes it from the
+        # trace). Without it the worker would compile the other branch and
+        # return a different object. clang's driver also reads files that
+        # are not inputs (/etc/os-release, a symbolic link): the job still
+        # goes to the cluster.
         self.start_workers(["w-a"])
         self.write("inc/probed.h", "#error never included\n")
         self.write("p.cpp", "#if __has_include(<probed.h>)\nint have_probed() { return 1; }\n"
                             "#else\nint have_probed() { return 2; }\n#endif\n")
-        self.ok(self.plain("g++", "-Iinc", "-c", "p.cpp", "-o", "plain.o"))
         env = dict(self.env, **self.cluster.client_env(KILN_DIST_FALLBACK_TO_LOCAL="false"))
-        self.ok(self.compile("g++", "-Iinc", "-c", "p.cpp", "-o", "p.o", env=env))
-        self.assertEqual((self.dir / "p.o").read_bytes(), (self.dir / "plain.o").read_bytes())
-        d = self.dist()
-        self.assertEqual((d["jobs"], d["succeeded"], d["local_fallbacks"]), (1, 1, {}), d)
+        for n, cxx in enumerate(("g++", "clang++"), start=1):
+            with self.subTest(cxx=cxx):
+                self.ok(self.plain(cxx, "-Iinc", "-c", "p.cpp", "-o", f"plain-{cxx}.o"))
+                self.ok(self.compile(cxx, "-Iinc", "-c", "p.cpp", "-o", f"p-{cxx}.o", env=env))
+                self.assertEqual((self.dir / f"p-{cxx}.o").read_bytes(),
+                                 (self.dir / f"plain-{cxx}.o").read_bytes())
+                d = self.dist()
+                self.assertEqual((d["jobs"], d["succeeded"], d["local_fallbacks"]), (n, n, {}), d)
 
     def test_workers_replaced_on_their_addresses_mid_build(self):
         self.start_workers(["w-a", "w-b", "w-c"])
