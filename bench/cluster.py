@@ -25,8 +25,14 @@ with `ninja -j<jobs>` after an untimed configure, interleaved round by round:
           and reported against kiln without the churn; any local fallback is
           a failure.
 
-icecream is not run: its daemon needs the machine's network configuration
-(it binds every interface and multicasts), which these tests may not touch.
+  icecream icecc as the launcher (not with --no-icecream, or without root,
+          icecc or ip): a client daemon that takes no job itself (-m 0) and
+          a worker daemon with the icecream scheduler, each in a network
+          namespace of its own joined by a veth pair (10.231.0.1 and .2),
+          since iceccd listens on every interface and broadcasts. The worker
+          daemon also gets a mount namespace with its own /var/run/icecc;
+          icecc reaches the client daemon through /var/run/icecc/iceccd.socket.
+          The native environment is made by a warm-up compile before timing.
 
 Everything runs on this machine's cores, so the cluster's and distcc's
 overheads add to the same CPU that compiles: the ratios measure overhead,
@@ -82,6 +88,88 @@ def configure(source: Path, build: Path, launcher: str | None, env: dict, extra:
     subprocess.run(args, env=env, check=True, capture_output=True)
 
 
+class Icecream:
+    """icecc-scheduler and two iceccd, in network namespaces this creates."""
+
+    NS_CLIENT = "kiln-bench-ice-c"
+    NS_WORKER = "kiln-bench-ice-w"
+
+    def __init__(self, work: Path, slots: int):
+        self.work = work
+        self.procs: list[subprocess.Popen] = []
+        self.up = False
+        self.slots = slots
+
+    @staticmethod
+    def available() -> bool:
+        return (os.geteuid() == 0 and all(shutil.which(t) for t in
+                                           ("icecc", "iceccd", "icecc-scheduler", "ip", "unshare")))
+
+    def _ip(self, *args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True)
+
+    def start(self) -> None:
+        self.stop()  # leftovers of an interrupted run
+        self.up = True
+        c, w = self.NS_CLIENT, self.NS_WORKER
+        self._ip("netns", "add", c)
+        self._ip("netns", "add", w)
+        self._ip("link", "add", "kbi-c", "type", "veth", "peer", "name", "kbi-w")
+        self._ip("link", "set", "kbi-c", "netns", c)
+        self._ip("link", "set", "kbi-w", "netns", w)
+        for ns, dev, addr in ((c, "kbi-c", "10.231.0.1/24"), (w, "kbi-w", "10.231.0.2/24")):
+            self._ip("-n", ns, "addr", "add", addr, "dev", dev)
+            self._ip("-n", ns, "link", "set", "lo", "up")
+            self._ip("-n", ns, "link", "set", dev, "up")
+        port = "18765"
+        logs = self.work / "icecream"
+        logs.mkdir(exist_ok=True)
+        os.chmod(logs, 0o777)
+
+        def spawn(argv, name):
+            self.procs.append(subprocess.Popen(argv, stdout=open(logs / f"{name}.out", "w"),
+                                               stderr=subprocess.STDOUT))
+
+        spawn(["ip", "netns", "exec", w, "icecc-scheduler", "-p", port], "scheduler")
+        time.sleep(0.5)
+        spawn(["ip", "netns", "exec", w, "unshare", "-m", "sh", "-c",
+               "mount -t tmpfs tmpfs /var/run/icecc && exec iceccd -s 10.231.0.2:" + port +
+               f" -m {self.slots} -N ice-worker -b {logs}/envs-w -vv"], "worker")
+        spawn(["ip", "netns", "exec", c, "iceccd", "-s", "10.231.0.2:" + port, "-m", "0",
+               "-N", "ice-client", "-b", str(logs / "envs-c"), "-vv"], "client")
+        # Both daemons must have joined the scheduler before a compile asks.
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            text = "".join((logs / f"{n}.out").read_text(errors="replace")
+                           for n in ("worker", "client"))
+            if text.count("Connected to scheduler") >= 2:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"icecream daemons did not join their scheduler; see {logs}")
+
+    def prefix(self) -> tuple[str, ...]:
+        """Runs a command in the client's namespace: icecc talks to the
+        worker daemon itself once its daemon has named it."""
+        return ("ip", "netns", "exec", self.NS_CLIENT)
+
+    def compiled_remotely(self) -> int:
+        """Jobs the worker daemon compiled (its log names each one)."""
+        text = (self.work / "icecream" / "worker.out").read_text(errors="replace")
+        return text.count("Remote compilation completed")
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        self.procs.clear()
+        for ns in (self.NS_CLIENT, self.NS_WORKER):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
 def clear_cache(cache: Path) -> None:
     """An empty kiln cache (every TU a miss), but the packed toolchain kept,
     as a client keeps it across builds."""
@@ -91,10 +179,10 @@ def clear_cache(cache: Path) -> None:
                 shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
 
 
-def timed_build(build: Path, jobs: int, env: dict) -> float:
+def timed_build(build: Path, jobs: int, env: dict, prefix: tuple[str, ...] = ()) -> float:
     t0 = time.monotonic()
-    r = subprocess.run(["ninja", "-C", str(build), f"-j{jobs}"], env=env, capture_output=True,
-                       text=True)
+    r = subprocess.run([*prefix, "ninja", "-C", str(build), f"-j{jobs}"], env=env,
+                       capture_output=True, text=True)
     took = time.monotonic() - t0
     if r.returncode != 0:
         raise RuntimeError(f"build failed in {build}:\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}")
@@ -109,6 +197,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--only", default="googletest,gen40")
     ap.add_argument("--no-churn", action="store_true", help="skip kiln-churn (part 12 (c))")
+    ap.add_argument("--no-icecream", action="store_true", help="skip icecream")
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "cluster-latest.json"))
     args = ap.parse_args()
     kiln = Path(args.kiln).resolve()
@@ -122,6 +211,8 @@ def main() -> int:
                 if not k.startswith(("KILN_", "DISTCC_", "CCACHE_"))}
     cluster = Cluster(kiln.parent, work, heartbeat_ms=1000, missed=5)
     distccd = None
+    icecream = Icecream(work, os.cpu_count() or 2) \
+        if not args.no_icecream and Icecream.available() else None
     failures: list[str] = []
     results: dict = {"command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                      "settings": vars(args), "projects": {}}
@@ -152,16 +243,26 @@ def main() -> int:
             write_gen_project(work / "gen40", 40)
             projects["gen40"] = (work / "gen40", [])
 
+        if icecream:
+            icecream.start()
+            # The native environment (icecc-create-env), made once, untimed.
+            (work / "warm.cpp").write_text("int main() { return 0; }\n")
+            subprocess.run([*icecream.prefix(), "icecc", shutil.which("g++"), "-c",
+                            str(work / "warm.cpp"), "-o", str(work / "warm.o")],
+                           env=base_env, check=True, capture_output=True)
         configs = {
             "local": (None, base_env),
             "kiln": (str(kiln), kiln_env),
             "distcc": (shutil.which("distcc"), distcc_env),
         }
+        if icecream:
+            configs["icecream"] = (shutil.which("icecc"), base_env)  # icecream's defaults
         for name, (source, extra) in projects.items():
             log(f"== {name}: ninja -j{args.jobs}, {args.rounds} interleaved rounds")
             times: dict[str, list[float]] = {c: [] for c in [*configs, "kiln-churn"]}
             kiln_stats = []
             churn_stats = []
+            ice_seen = icecream.compiled_remotely() if icecream else 0
             for r in range(args.rounds):
                 order = list(configs)
                 order = order[r % len(order):] + order[:r % len(order)]
@@ -174,13 +275,18 @@ def main() -> int:
                         env = dict(env, KILN_DIR=str(cache))
                     configure(source, build, launcher, env, extra)
                     try:
-                        t = timed_build(build, args.jobs, env)
+                        t = timed_build(build, args.jobs, env,
+                                        icecream.prefix() if c == "icecream" else ())
                     except RuntimeError as e:
                         failures.append(f"{name}/{c}: {e}")
                         log(f"  round {r + 1} {c:7s} FAILED")
                         continue
                     times[c].append(t)
                     extra_note = ""
+                    if c == "icecream":
+                        remote = icecream.compiled_remotely()
+                        extra_note = f"  compiled by the worker daemon: {remote - ice_seen}"
+                        ice_seen = remote
                     if c == "kiln":
                         st = json.loads(subprocess.run([str(kiln), "-s", "--json"], env=env,
                                                        capture_output=True, text=True).stdout)
@@ -252,11 +358,18 @@ def main() -> int:
                     verdict = "" if target is None else (
                         f"; target <= {target}: {'PASS' if ratio <= target else 'MISS'}")
                     log(f"  {key.replace('_over_', '/')}: {ratio:.3f}{verdict}")
+            if times.get("icecream") and times["kiln"] and times["local"]:
+                proj["kiln_over_icecream"] = compare(times["kiln"], times["icecream"], None)
+                proj["icecream_over_local"] = compare(times["icecream"], times["local"], None)
+                log(f"  kiln/icecream: {proj['kiln_over_icecream']['ratio_of_medians']:.3f}; "
+                    f"icecream/local: {proj['icecream_over_local']['ratio_of_medians']:.3f}")
             if times["kiln-churn"] and times["kiln"]:
                 proj["churn_over_kiln"] = compare(times["kiln-churn"], times["kiln"], None)
                 log(f"  kiln-churn/kiln: {proj['churn_over_kiln']['ratio_of_medians']:.3f}")
             results["projects"][name] = proj
     finally:
+        if icecream:
+            icecream.stop()
         if distccd:
             distccd.send_signal(signal.SIGTERM)
             try:
