@@ -10,7 +10,8 @@ with `ninja -j<jobs>` after an untimed configure, interleaved round by round:
 
   local   plain g++
   kiln    kiln as the compiler launcher with an empty cache each round (the
-          packed toolchain kept, as a client keeps it across builds) and
+          packed toolchain kept, as a client keeps it across builds, and
+          the workers holding it after an untimed warm-up build) and
           KILN_DIST_SCHEDULER_URL set: every TU is a miss compiled on the
           cluster (kiln-scheduler and <workers> kiln-workers on loopback,
           fallback to local off, so nothing is compiled here)
@@ -124,6 +125,9 @@ class Icecream:
         port = "18765"
         logs = self.work / "icecream"
         logs.mkdir(exist_ok=True)
+        # iceccd drops to the icecc user: it must reach and write its
+        # environment directories (mkdtemp makes the work directory 0700).
+        os.chmod(self.work, 0o755)
         os.chmod(logs, 0o777)
 
         def spawn(argv, name):
@@ -259,6 +263,14 @@ def main() -> int:
             configs["icecream"] = (shutil.which("icecc"), base_env)  # icecream's defaults
         for name, (source, extra) in projects.items():
             log(f"== {name}: ninja -j{args.jobs}, {args.rounds} interleaved rounds")
+            # Warm, untimed: every kiln worker gets the toolchain (as
+            # icecream's worker got its environment above), so the rounds
+            # time builds on a running cluster, not its first upload.
+            warm = work / f"build-{name}-warm"
+            warm_env = dict(kiln_env, KILN_DIR=str(work / "kiln-cache"))
+            configure(source, warm, str(kiln), warm_env, extra)
+            timed_build(warm, args.jobs, warm_env)
+            shutil.rmtree(warm, ignore_errors=True)
             times: dict[str, list[float]] = {c: [] for c in [*configs, "kiln-churn"]}
             kiln_stats = []
             churn_stats = []
