@@ -10,6 +10,25 @@ namespace {
 
 using Error = std::string;
 
+// Runs one statement that ends in RETURNING in a write transaction: whether
+// it touched a row (the guard of a remove, finish or reset held).
+expected<bool, Error> write_touched_a_row(Database& db, const std::string& statement,
+                                          const std::vector<Param>& params) {
+  bool touched = false;
+  auto done = in_write_transaction(db, [&]() -> expected<void, Error> {
+    auto rows = db.query(statement, params);
+    if (!rows) {
+      return unexpected(rows.error());
+    }
+    touched = !rows->empty();
+    return {};
+  });
+  if (!done) {
+    return unexpected(done.error());
+  }
+  return touched;
+}
+
 constexpr std::string_view k_program_columns =
     "id, name, version, status, source_sha256, recipe, compiled_by, log, cache_hits, "
     "cache_misses, binary_sha256, compile_count, created_at, updated_at";
@@ -260,19 +279,8 @@ expected<bool, Error> Store::remove(std::string_view name) {
   if (auto ok = db.reconnect_if_lost(); !ok) {
     return unexpected(ok.error());
   }
-  bool existed = false;
-  auto done = in_write_transaction(db, [&]() -> expected<void, Error> {
-    auto rows = db.query("DELETE FROM programs WHERE name = ?1 RETURNING id", {std::string(name)});
-    if (!rows) {
-      return unexpected(rows.error());
-    }
-    existed = !rows->empty();
-    return {};
-  });
-  if (!done) {
-    return unexpected(done.error());
-  }
-  return existed;
+  return write_touched_a_row(db, "DELETE FROM programs WHERE name = ?1 RETURNING id",
+                             {std::string(name)});
 }
 
 expected<std::vector<std::string>, Error> Store::shard_ids(int64_t worker_id, int64_t workers) {
@@ -376,20 +384,9 @@ UPDATE programs SET status = ?3, log = ?4, cache_hits = ?5, cache_misses = ?6, b
 WHERE id = ?1 AND version = ?2 AND status = 'Compiling'
 RETURNING id)sql");
   Param binary = binary_sha256 ? Param(*binary_sha256) : Param(nullptr);
-  bool applied = false;
-  auto done = in_write_transaction(db, [&]() -> expected<void, Error> {
-    auto rows = db.query(finish_sql, {std::string(id), version, std::string(to_string(status)),
-                                      std::string(log), cache_hits, cache_misses, binary});
-    if (!rows) {
-      return unexpected(rows.error());
-    }
-    applied = !rows->empty();
-    return {};
-  });
-  if (!done) {
-    return unexpected(done.error());
-  }
-  return applied;
+  return write_touched_a_row(db, finish_sql,
+                             {std::string(id), version, std::string(to_string(status)),
+                              std::string(log), cache_hits, cache_misses, binary});
 }
 
 expected<int64_t, Error> Store::reset_compiling(int64_t worker_id, int64_t workers) {
@@ -432,19 +429,7 @@ UPDATE programs SET status = 'Pending', binary_sha256 = NULL, compiled_by = NULL
                     updated_at = {now}
 WHERE id = ?1 AND version = ?2 AND status = 'Success'
 RETURNING id)sql");
-  bool applied = false;
-  auto done = in_write_transaction(db, [&]() -> expected<void, Error> {
-    auto rows = db.query(back_sql, {std::string(id), version});
-    if (!rows) {
-      return unexpected(rows.error());
-    }
-    applied = !rows->empty();
-    return {};
-  });
-  if (!done) {
-    return unexpected(done.error());
-  }
-  return applied;
+  return write_touched_a_row(db, back_sql, {std::string(id), version});
 }
 
 expected<void, Error> Store::heartbeat_member(int64_t worker_id, int64_t workers,

@@ -44,8 +44,10 @@ const char* part_data(std::string_view part) {
 }
 }  // namespace
 
-std::vector<std::string> path_components(std::string_view path) {
-  std::vector<std::string> parts;
+namespace {
+// The non-empty names between slashes, as views of `path`.
+std::vector<std::string_view> component_views(std::string_view path) {
+  std::vector<std::string_view> parts;
   size_t start = 0;
   while (start < path.size()) {
     size_t slash = path.find('/', start);
@@ -53,11 +55,17 @@ std::vector<std::string> path_components(std::string_view path) {
       slash = path.size();
     }
     if (slash > start) {
-      parts.emplace_back(path.substr(start, slash - start));
+      parts.push_back(path.substr(start, slash - start));
     }
     start = slash + 1;
   }
   return parts;
+}
+}  // namespace
+
+std::vector<std::string> path_components(std::string_view path) {
+  auto views = component_views(path);
+  return {views.begin(), views.end()};
 }
 
 std::string normalize(std::string_view path) {
@@ -117,23 +125,8 @@ bool is_under(std::string_view path, std::string_view dir) {
 }
 
 std::string relative(std::string_view to, std::string_view from) {
-  auto comps = [](std::string_view p) {
-    std::vector<std::string_view> out;
-    size_t i = 0;
-    while (i < p.size()) {
-      size_t j = p.find('/', i);
-      if (j == std::string_view::npos) {
-        j = p.size();
-      }
-      if (j > i) {
-        out.push_back(p.substr(i, j - i));
-      }
-      i = j + 1;
-    }
-    return out;
-  };
-  auto t = comps(to);
-  auto f = comps(from);
+  auto t = component_views(to);
+  auto f = component_views(from);
   size_t common = 0;
   while (common < t.size() && common < f.size() && t[common] == f[common]) {
     ++common;
