@@ -35,9 +35,9 @@ ALLOWED: dict[str, set[str]] = {
     "dist": {"cache", "compiler", "storage", "net", "config", "util"},
     "dist/scheduler": {"dist", "net/server", "net", "config", "util"},
     "dist/worker": {"dist", "net/server", "net", "config", "util"},
-    "service": {"cache", "compiler", "storage", "net", "config", "util"},
+    "service": {"cache", "compiler", "storage", "net/server", "net", "config", "util"},
     "cli": {"cache", "compiler", "storage", "config", "util", "dist", "dist/scheduler",
-            "dist/worker",
+            "dist/worker", "service",
             "net/server", "net"},
 }
 

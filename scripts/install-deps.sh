@@ -13,7 +13,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libsqlite3-dev libpq-dev postgresql \
   googletest libgtest-dev \
   redis-server nginx-light \
-  ccache hyperfine >/dev/null
+  curl ccache hyperfine >/dev/null
 # Test servers are started by the tests themselves on free loopback ports; the
 # packaged services are not needed in the background.
 for service in redis-server nginx postgresql; do

@@ -18,17 +18,6 @@ std::string signature(std::string_view secret, std::string_view job_id, std::str
 
 }  // namespace
 
-bool constant_time_equal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  }
-  return diff == 0;
-}
-
 std::string make_job_token(std::string_view secret, std::string_view job_id,
                            std::string_view server_id, int64_t expires_unix) {
   return std::to_string(expires_unix) + "." + signature(secret, job_id, server_id, expires_unix);

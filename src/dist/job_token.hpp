@@ -4,6 +4,8 @@
 #include <string>
 #include <string_view>
 
+#include "kiln/util/string.hpp"
+
 namespace kiln::dist {
 
 // The per-job token: the scheduler signs (job id, server id, expiry) with the
@@ -17,7 +19,6 @@ std::string make_job_token(std::string_view secret, std::string_view job_id,
 bool check_job_token(std::string_view secret, std::string_view token, std::string_view job_id,
                      std::string_view server_id, int64_t now_unix);
 
-// Compares in time that depends only on the lengths: for tokens.
-bool constant_time_equal(std::string_view a, std::string_view b);
+using util::constant_time_equal;
 
 }  // namespace kiln::dist

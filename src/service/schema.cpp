@@ -53,6 +53,18 @@ CREATE TABLE members (
   PRIMARY KEY (worker_id, url)
 );
 )sql"},
+    Migration{3, "sources",
+              R"sql(
+-- Submitted program archives, by content: any replica compiles any program
+-- from the database alone. base64 text, since both engines store text the
+-- same way (PostgreSQL text cannot hold NUL bytes).
+CREATE TABLE sources (
+  sha256     TEXT PRIMARY KEY,
+  data       TEXT NOT NULL,
+  size       BIGINT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+)sql"},
 };
 
 // The key of PostgreSQL's advisory lock for migrations ("kiln" "schm").

@@ -432,6 +432,69 @@ RETURNING id)sql");
   return write_touched_a_row(db, back_sql, {std::string(id), version});
 }
 
+expected<bool, Error> Store::retry_system_error(std::string_view id, int64_t version) {
+  util::MutexLock lock(m_mutex);
+  Database& db = *m_db;
+  if (auto ok = db.reconnect_if_lost(); !ok) {
+    return unexpected(ok.error());
+  }
+  return write_touched_a_row(db, sql(db.dialect(), R"sql(
+UPDATE programs SET status = 'Pending', log = '', updated_at = {now}
+WHERE id = ?1 AND version = ?2 AND status = 'SystemError' RETURNING id)sql"),
+                             {std::string(id), version});
+}
+
+expected<void, Error> Store::put_source(std::string_view sha256, std::string_view base64) {
+  util::MutexLock lock(m_mutex);
+  Database& db = *m_db;
+  if (auto ok = db.reconnect_if_lost(); !ok) {
+    return unexpected(ok.error());
+  }
+  const std::string insert = sql(db.dialect(), R"sql(
+INSERT INTO sources (sha256, data, size, created_at) VALUES (?1, ?2, ?3, {now})
+ON CONFLICT (sha256) DO UPDATE SET created_at = excluded.created_at)sql");
+  // Refreshing created_at keeps a re-submitted archive from the cleanup of
+  // unreferenced sources while its program row is being written.
+  auto rows = db.query(
+      insert, {std::string(sha256), std::string(base64), static_cast<int64_t>(base64.size())});
+  if (!rows) {
+    return unexpected(rows.error());
+  }
+  return {};
+}
+
+expected<std::optional<std::string>, Error> Store::get_source(std::string_view sha256) {
+  util::MutexLock lock(m_mutex);
+  Database& db = *m_db;
+  if (auto ok = db.reconnect_if_lost(); !ok) {
+    return unexpected(ok.error());
+  }
+  auto rows = db.query("SELECT data FROM sources WHERE sha256 = ?1", {std::string(sha256)});
+  if (!rows) {
+    return unexpected(rows.error());
+  }
+  if (rows->empty() || rows->front().empty() || !rows->front()[0]) {
+    return std::optional<std::string>();
+  }
+  return std::optional<std::string>(std::move(*rows->front()[0]));
+}
+
+expected<int64_t, Error> Store::remove_unreferenced_sources(std::chrono::milliseconds min_age) {
+  util::MutexLock lock(m_mutex);
+  Database& db = *m_db;
+  if (auto ok = db.reconnect_if_lost(); !ok) {
+    return unexpected(ok.error());
+  }
+  const std::string remove = sql(db.dialect(), R"sql(
+DELETE FROM sources WHERE created_at < {now} - ?1
+  AND sha256 NOT IN (SELECT source_sha256 FROM programs) RETURNING sha256)sql");
+  auto rows = db.query(remove, {static_cast<int64_t>(min_age.count())});
+  if (!rows) {
+    return unexpected(rows.error());
+  }
+  return static_cast<int64_t>(rows->size());
+}
+
 expected<void, Error> Store::heartbeat_member(int64_t worker_id, int64_t workers,
                                               std::string_view url) {
   if (auto params = shard_params(worker_id, workers); !params) {

@@ -142,6 +142,25 @@ class Store {
   expected<bool, std::string> back_to_pending(std::string_view id, int64_t version)
       EXCLUDES(m_mutex);
 
+  // A SystemError (a failure of the service, not of the program) of version
+  // `version` back to Pending, log cleared: a program submitted again
+  // unchanged is retried. Returns whether it applied.
+  expected<bool, std::string> retry_system_error(std::string_view id, int64_t version)
+      EXCLUDES(m_mutex);
+
+  // Stores a program archive under its SHA-256 (hex), unless one is stored
+  // already. `base64` is the archive in base64 (the store keeps text).
+  expected<void, std::string> put_source(std::string_view sha256, std::string_view base64)
+      EXCLUDES(m_mutex);
+  // The base64 text stored by put_source, nullopt when there is none.
+  expected<std::optional<std::string>, std::string> get_source(std::string_view sha256)
+      EXCLUDES(m_mutex);
+  // Removes archives no program refers to that were stored at least
+  // `min_age` ago (younger ones may belong to a submission in progress).
+  // Returns how many.
+  expected<int64_t, std::string> remove_unreferenced_sources(std::chrono::milliseconds min_age)
+      EXCLUDES(m_mutex);
+
   // Records that replica `worker_id` of `workers`, reachable at `url`, is
   // alive now. One row per (worker_id, url): two replicas that believe they
   // have the same id both show.

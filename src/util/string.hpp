@@ -25,4 +25,7 @@ std::optional<int64_t> parse_int(std::string_view s);
 // control characters and bytes that are not UTF-8 become \u00XX.
 std::string json_escape(std::string_view s);
 
+// Compares in time that depends only on the lengths: for tokens.
+bool constant_time_equal(std::string_view a, std::string_view b);
+
 }  // namespace kiln::util

@@ -38,6 +38,40 @@ TEST_P(StoreTest, ReopeningAMigratedDatabaseKeepsItsData) {
   EXPECT_EQ(program->version, 1);
 }
 
+TEST_P(StoreTest, SourcesAreStoredOnceAndRemovedWhenNoProgramUsesThem) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_FALSE(must(store->get_source(k_sha_a)));
+  must(store->put_source(k_sha_a, "YWJj"));
+  must(store->put_source(k_sha_a, "YWJj"));  // a second submission of the same archive
+  must(store->put_source(k_sha_b, "ZGVm"));
+  EXPECT_EQ(must(store->get_source(k_sha_a)), std::optional<std::string>("YWJj"));
+  must(store->upsert("hello", k_sha_a, k_recipe));
+  // Too young to be removed, whoever refers to it.
+  EXPECT_EQ(must(store->remove_unreferenced_sources(std::chrono::hours(1))), 0);
+  EXPECT_EQ(must(store->remove_unreferenced_sources(std::chrono::milliseconds(-1000))), 1);
+  EXPECT_TRUE(must(store->get_source(k_sha_a)));  // "hello" uses it
+  EXPECT_FALSE(must(store->get_source(k_sha_b)));
+}
+
+TEST_P(StoreTest, ASystemErrorIsRetriedButACompileErrorIsNot) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  Program p = must(store->upsert("hello", k_sha_a, k_recipe)).program;
+  EXPECT_FALSE(must(store->retry_system_error(p.id, p.version)));  // Pending: nothing to retry
+  ASSERT_EQ(must(store->claim(0, 1, 1)).size(), 1u);
+  ASSERT_TRUE(must(store->finish(p.id, p.version, Status::system_error, "disk full", 0, 0, {})));
+  EXPECT_FALSE(must(store->retry_system_error(p.id, p.version + 1)));  // another version
+  EXPECT_TRUE(must(store->retry_system_error(p.id, p.version)));
+  auto again = must(store->get("hello"));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, Status::pending);
+  EXPECT_EQ(again->log, "");
+  ASSERT_EQ(must(store->claim(0, 1, 1)).size(), 1u);
+  ASSERT_TRUE(must(store->finish(p.id, p.version, Status::compile_error, "error: x", 0, 0, {})));
+  EXPECT_FALSE(must(store->retry_system_error(p.id, p.version)));
+}
+
 TEST_P(StoreTest, UpsertCreatesAPendingFirstVersion) {
   auto store = open();
   ASSERT_NE(store, nullptr);
