@@ -1,0 +1,472 @@
+#!/usr/bin/env python3
+"""The Helm chart of the compile service (deploy/helm/kiln), rendered by a real
+Helm and checked object by object.
+
+    python3 tests/helm/test_chart.py [unittest args]
+
+Helm is found at $KILN_HELM, else /usr/local/lib/kiln-helm/helm, where
+scripts/install-helm.sh puts it. Without it the tests are skipped, or fail when
+KILN_REQUIRE_SERVERS is set (as .ci/run does), like every test whose tool is
+missing (README, "Testing").
+
+What this sees: `helm lint`, and the objects `helm template` renders for a set
+of values (or its failure and message). What it cannot see: there is no API
+server, so admission, RBAC enforcement, volume provisioning, DNS and the
+probes answering are not exercised (docs/kubernetes.md, "How the chart is
+checked").
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+from typing import Any
+
+try:
+    import yaml  # Debian's python3-yaml (scripts/install-deps.sh)
+except ImportError:
+    # A python3 first on PATH (pyenv, a venv) may lack it where Debian's has it.
+    if os.environ.get("KILN_HELM_TEST_REEXEC") != "1" and os.access("/usr/bin/python3", os.X_OK) \
+            and os.path.realpath(sys.executable) != os.path.realpath("/usr/bin/python3"):
+        os.environ["KILN_HELM_TEST_REEXEC"] = "1"
+        os.execv("/usr/bin/python3", ["/usr/bin/python3", *sys.argv])
+    sys.exit("tests/helm needs PyYAML: apt-get install python3-yaml")
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "kiln"
+NAMESPACE = "compile"
+RELEASE = "kiln"
+DEFAULT_HELM = "/usr/local/lib/kiln-helm/helm"
+
+# Names the chart gives release "kiln" (the release name contains the chart's,
+# so no "kiln-kiln" prefix).
+STATEFULSET = "kiln-server"
+HEADLESS = "kiln-server-headless"
+
+
+HELM_PATH = os.environ.get("KILN_HELM") or DEFAULT_HELM
+
+
+def servers_required() -> bool:
+    """Whether KILN_REQUIRE_SERVERS is set (to anything but "" or "0"), as in
+    tests/integration/kilntest.py."""
+    return os.environ.get("KILN_REQUIRE_SERVERS", "") not in ("", "0")
+
+
+HELM = HELM_PATH if os.access(HELM_PATH, os.X_OK) else None
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    assert HELM is not None
+    return subprocess.run([HELM, *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "HELM_CACHE_HOME": tempfile.gettempdir() + "/kiln-helm-cache",
+                               "HELM_CONFIG_HOME": tempfile.gettempdir() + "/kiln-helm-config",
+                               "HELM_DATA_HOME": tempfile.gettempdir() + "/kiln-helm-data"})
+
+
+def values_file(values: dict[str, Any], directory: Path) -> Path:
+    path = directory / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+class Rendered:
+    """The objects one `helm template` produced."""
+
+    def __init__(self, docs: list[dict[str, Any]]) -> None:
+        self.docs = docs
+
+    def kinds(self) -> list[str]:
+        return sorted(d["kind"] for d in self.docs)
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
+        return [d for d in self.docs if d["kind"] == kind]
+
+    def one(self, kind: str, name: str | None = None) -> dict[str, Any]:
+        found = [d for d in self.all(kind) if name is None or d["metadata"]["name"] == name]
+        if len(found) != 1:
+            raise AssertionError(f"expected one {kind} {name or ''}, found {len(found)}: "
+                                 f"{[d['metadata']['name'] for d in self.all(kind)]}")
+        return found[0]
+
+    @property
+    def statefulset(self) -> dict[str, Any]:
+        return self.one("StatefulSet")
+
+    @property
+    def pod(self) -> dict[str, Any]:
+        return self.statefulset["spec"]["template"]
+
+    @property
+    def container(self) -> dict[str, Any]:
+        containers = self.pod["spec"]["containers"]
+        assert len(containers) == 1, containers
+        return containers[0]
+
+    def env(self) -> dict[str, dict[str, Any]]:
+        """The container's environment by name; a name set twice is an error."""
+        entries = self.container.get("env", [])
+        names = [e["name"] for e in entries]
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise AssertionError(f"environment variables set twice: {sorted(duplicates)}")
+        return {e["name"]: e for e in entries}
+
+    def env_value(self, name: str) -> str:
+        entry = self.env().get(name)
+        if entry is None:
+            raise AssertionError(f"{name} is not set; set: {sorted(self.env())}")
+        if "value" not in entry:
+            raise AssertionError(f"{name} has no plain value: {entry}")
+        return entry["value"]
+
+    def secret_ref(self, name: str) -> tuple[str, str]:
+        entry = self.env().get(name)
+        if entry is None:
+            raise AssertionError(f"{name} is not set; set: {sorted(self.env())}")
+        ref = entry.get("valueFrom", {}).get("secretKeyRef")
+        if ref is None:
+            raise AssertionError(f"{name} is not from a Secret: {entry}")
+        return ref["name"], ref["key"]
+
+
+S3_VARIABLES = {"KILN_S3_BUCKET", "KILN_S3_ENDPOINT", "KILN_S3_REGION", "KILN_S3_KEY_PREFIX",
+                "KILN_S3_USE_SSL", "KILN_S3_SERVER_SIDE_ENCRYPTION"}
+AWS_KEYS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+
+# parallelCompilation with 3 replicas, PostgreSQL from a Secret and the S3
+# cache with keys from a Secret.
+PARALLEL = {
+    "parallelCompilation": {
+        "enabled": True,
+        "replicas": 3,
+        "binaryUpload": {"retries": 4, "initialBackoffMs": 250, "timeoutSeconds": 90},
+        "sccache": {
+            "enabled": True,
+            "s3": {
+                "bucket": "kiln-cache",
+                "useSSL": True,
+                "keyPrefix": "team-a",
+                "region": "eu-west-1",
+                "endpoint": "minio.storage.svc.cluster.local:9000",
+                "serverSideEncryption": "aws:kms",
+                "existingSecret": "kiln-s3",
+            },
+        },
+    },
+    "database": {"existingSecret": "kiln-db", "secretKey": "connection_url"},
+    "server": {"compileJobs": 4},
+}
+
+
+class ChartTest(unittest.TestCase):
+    maxDiff = 4000
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        if HELM is None:
+            why = f"no helm at {HELM_PATH} (run scripts/install-helm.sh, or set KILN_HELM)"
+            if servers_required():
+                raise AssertionError(
+                    f"{why} (KILN_REQUIRE_SERVERS is set: missing servers and tools fail)")
+            raise unittest.SkipTest(why)
+
+    def setUp(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="kiln-helm-"))
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", str(self.dir)], check=False))
+
+    def template_run(self, values: dict[str, Any], release: str = RELEASE) -> subprocess.CompletedProcess[str]:
+        return helm("template", release, str(CHART), "--namespace", NAMESPACE,
+                    "-f", str(values_file(values, self.dir)))
+
+    def render(self, values: dict[str, Any] | None = None, release: str = RELEASE) -> Rendered:
+        run = self.template_run(values or {}, release)
+        self.assertEqual(run.returncode, 0, f"helm template failed:\n{run.stderr}")
+        docs = [d for d in yaml.safe_load_all(run.stdout) if d]
+        for d in docs:
+            self.assertEqual(d["metadata"].get("namespace"), NAMESPACE, d["metadata"])
+        return Rendered(docs)
+
+    def render_fails(self, values: dict[str, Any]) -> str:
+        run = self.template_run(values)
+        self.assertNotEqual(run.returncode, 0, f"rendered, but should have failed:\n{run.stdout}")
+        return run.stderr
+
+    def assert_env_all_strings(self, r: Rendered) -> None:
+        # The API rejects a number or boolean as an env value: every plain
+        # value must be a YAML string.
+        for name, entry in r.env().items():
+            if "value" in entry:
+                self.assertIsInstance(entry["value"], str, f"{name}: {entry['value']!r}")
+
+    # --- helm lint -------------------------------------------------------
+
+    def test_lint(self) -> None:
+        for values in ({}, PARALLEL):
+            with self.subTest(values=bool(values)):
+                run = helm("lint", "--strict", str(CHART), "-f", str(values_file(values, self.dir)))
+                self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+                self.assertIn("0 chart(s) failed", run.stdout)
+
+    # --- default values: one replica, SQLite, no S3 ------------------------
+
+    def test_defaults_render_the_objects(self) -> None:
+        r = self.render()
+        self.assertEqual(r.kinds(), ["Role", "RoleBinding", "Service", "Service", "ServiceAccount",
+                                     "StatefulSet"])
+        sts = r.statefulset
+        self.assertEqual(sts["metadata"]["name"], STATEFULSET)
+        self.assertEqual(sts["apiVersion"], "apps/v1")
+        self.assertEqual(sts["spec"]["replicas"], 1)
+        self.assertEqual(sts["spec"]["podManagementPolicy"], "Parallel")
+        self.assertEqual(sts["spec"]["serviceName"], HEADLESS)
+        self.assertEqual(r.container["image"], "kiln:0.1.0")
+        self.assertEqual(r.container["ports"],
+                         [{"name": "http", "containerPort": 8080, "protocol": "TCP"}])
+
+    def test_defaults_environment(self) -> None:
+        r = self.render()
+        self.assert_env_all_strings(r)
+        env = r.env()
+        self.assertEqual(env["KILN_SERVER_POD_NAME"]["valueFrom"],
+                         {"fieldRef": {"fieldPath": "metadata.name"}})
+        # $(VAR) expands only variables defined earlier in the list.
+        names = list(env)
+        self.assertLess(names.index("KILN_SERVER_POD_NAME"), names.index("KILN_SERVER_PUBLIC_URL"))
+        expected = {
+            "KILN_SERVER_LISTEN": "0.0.0.0:8080",
+            "KILN_SERVER_WORKER_ID": "auto",
+            "KILN_SERVER_WORKERS": "1",
+            "KILN_SERVER_STATEFULSET": STATEFULSET,
+            "KILN_SERVER_LEADER_URL":
+                f"http://{STATEFULSET}-0.{HEADLESS}.{NAMESPACE}.svc.cluster.local:8080",
+            "KILN_SERVER_PUBLIC_URL":
+                f"http://$(KILN_SERVER_POD_NAME).{HEADLESS}.{NAMESPACE}.svc.cluster.local:8080",
+            "KILN_SERVER_DATA_DIR": "/data",
+            "KILN_SERVER_DATABASE_URL": "sqlite:///data/kiln-server.db",
+            "KILN_SERVER_COMPILE_JOBS": "1",
+            "KILN_SERVER_UPLOAD_RETRIES": "10",
+            "KILN_SERVER_UPLOAD_BACKOFF_MS": "1000",
+            "KILN_SERVER_UPLOAD_TIMEOUT_S": "600",
+        }
+        self.assertEqual({k: r.env_value(k) for k in expected}, expected)
+        # No S3 cache, no keys, no build cluster unless asked for.
+        self.assertEqual(set(env) & (S3_VARIABLES | AWS_KEYS | {"KILN_DIST_SCHEDULER_URL"}), set())
+        self.assertEqual(set(env), set(expected) | {"KILN_SERVER_POD_NAME"})
+
+    def test_probes_get_healthz_on_the_http_port(self) -> None:
+        c = self.render().container
+        for probe in ("readinessProbe", "livenessProbe"):
+            with self.subTest(probe=probe):
+                self.assertEqual(c[probe]["httpGet"], {"path": "/healthz", "port": "http"})
+                self.assertGreater(c[probe]["periodSeconds"], 0)
+
+    def test_services(self) -> None:
+        r = self.render()
+        pod_labels = r.pod["metadata"]["labels"]
+        selector = r.statefulset["spec"]["selector"]["matchLabels"]
+        self.assertTrue(selector.items() <= pod_labels.items(), (selector, pod_labels))
+
+        headless = r.one("Service", HEADLESS)
+        self.assertEqual(headless["spec"].get("clusterIP"), "None")
+        self.assertIs(headless["spec"].get("publishNotReadyAddresses"), True)
+        self.assertEqual(headless["spec"]["selector"], selector)
+        self.assertEqual([(p["port"], p["targetPort"]) for p in headless["spec"]["ports"]],
+                         [(8080, "http")])
+
+        api = r.one("Service", STATEFULSET)
+        self.assertEqual(api["spec"]["type"], "ClusterIP")
+        self.assertNotIn("clusterIP", api["spec"])
+        self.assertEqual(api["spec"]["selector"], selector)
+        self.assertEqual([(p["port"], p["targetPort"]) for p in api["spec"]["ports"]],
+                         [(8080, "http")])
+        # A second release's selector differs: neither selects the other's pods.
+        other = self.render(release="other").statefulset
+        self.assertNotEqual(other["spec"]["selector"], r.statefulset["spec"]["selector"])
+
+    def test_rbac_allows_get_on_its_own_statefulset_only(self) -> None:
+        r = self.render()
+        sa = r.one("ServiceAccount")
+        self.assertEqual(r.pod["spec"]["serviceAccountName"], sa["metadata"]["name"])
+        self.assertIs(r.pod["spec"]["automountServiceAccountToken"], True)
+        role = r.one("Role")
+        self.assertEqual(role["rules"], [{
+            "apiGroups": ["apps"],
+            "resources": ["statefulsets"],
+            "resourceNames": [STATEFULSET],
+            "verbs": ["get"],
+        }])
+        binding = r.one("RoleBinding")
+        self.assertEqual(binding["roleRef"], {"apiGroup": "rbac.authorization.k8s.io",
+                                              "kind": "Role", "name": role["metadata"]["name"]})
+        self.assertEqual(binding["subjects"], [{"kind": "ServiceAccount",
+                                                "name": sa["metadata"]["name"],
+                                                "namespace": NAMESPACE}])
+
+    def test_names_follow_the_release(self) -> None:
+        r = self.render(release="prod")
+        sts = r.statefulset
+        self.assertEqual(sts["metadata"]["name"], "prod-kiln-server")
+        self.assertEqual(sts["spec"]["serviceName"], "prod-kiln-server-headless")
+        self.assertEqual(r.env_value("KILN_SERVER_STATEFULSET"), "prod-kiln-server")
+        self.assertEqual(r.env_value("KILN_SERVER_LEADER_URL"),
+                         "http://prod-kiln-server-0.prod-kiln-server-headless.compile.svc.cluster.local:8080")
+        self.assertEqual(r.one("Role")["rules"][0]["resourceNames"], ["prod-kiln-server"])
+        r.one("Service", "prod-kiln-server-headless")
+
+    # --- persistence ------------------------------------------------------
+
+    def test_persistence_on_claims_a_volume_per_replica(self) -> None:
+        r = self.render({"persistence": {"size": "50Gi", "storageClass": "fast"}})
+        sts = r.statefulset
+        (claim,) = sts["spec"]["volumeClaimTemplates"]
+        self.assertEqual(claim["metadata"]["name"], "data")
+        self.assertEqual(claim["spec"]["resources"]["requests"]["storage"], "50Gi")
+        self.assertEqual(claim["spec"]["storageClassName"], "fast")
+        self.assertEqual(claim["spec"]["accessModes"], ["ReadWriteOnce"])
+        self.assertNotIn("volumes", r.pod["spec"])
+        self.assertEqual(r.container["volumeMounts"], [{"name": "data", "mountPath": "/data"}])
+
+    def test_persistence_off_uses_an_empty_dir(self) -> None:
+        r = self.render({"persistence": {"enabled": False}})
+        self.assertNotIn("volumeClaimTemplates", r.statefulset["spec"])
+        self.assertEqual(r.pod["spec"]["volumes"], [{"name": "data", "emptyDir": {}}])
+        self.assertEqual(r.container["volumeMounts"], [{"name": "data", "mountPath": "/data"}])
+        self.assertEqual(r.env_value("KILN_SERVER_DATA_DIR"), "/data")
+
+    # --- parallel compilation ----------------------------------------------
+
+    def test_parallel_with_database_and_s3_secrets(self) -> None:
+        r = self.render(PARALLEL)
+        self.assert_env_all_strings(r)
+        self.assertEqual(r.statefulset["spec"]["replicas"], 3)
+        self.assertEqual(r.env_value("KILN_SERVER_WORKERS"), "3")
+        self.assertEqual(r.env_value("KILN_SERVER_WORKER_ID"), "auto")
+        self.assertEqual(r.env_value("KILN_SERVER_LEADER_URL"),
+                         f"http://{STATEFULSET}-0.{HEADLESS}.{NAMESPACE}.svc.cluster.local:8080")
+        self.assertEqual(r.secret_ref("KILN_SERVER_DATABASE_URL"), ("kiln-db", "connection_url"))
+        self.assertEqual(r.env_value("KILN_SERVER_COMPILE_JOBS"), "4")
+        self.assertEqual(r.env_value("KILN_SERVER_UPLOAD_RETRIES"), "4")
+        self.assertEqual(r.env_value("KILN_SERVER_UPLOAD_BACKOFF_MS"), "250")
+        self.assertEqual(r.env_value("KILN_SERVER_UPLOAD_TIMEOUT_S"), "90")
+        self.assertEqual({k: r.env_value(k) for k in S3_VARIABLES}, {
+            "KILN_S3_BUCKET": "kiln-cache",
+            "KILN_S3_ENDPOINT": "minio.storage.svc.cluster.local:9000",
+            "KILN_S3_REGION": "eu-west-1",
+            "KILN_S3_KEY_PREFIX": "team-a",
+            "KILN_S3_USE_SSL": "true",
+            "KILN_S3_SERVER_SIDE_ENCRYPTION": "aws:kms",
+        })
+        self.assertEqual(r.secret_ref("AWS_ACCESS_KEY_ID"), ("kiln-s3", "access_key_id"))
+        self.assertEqual(r.secret_ref("AWS_SECRET_ACCESS_KEY"), ("kiln-s3", "secret_access_key"))
+
+    def test_sccache_defaults_are_feldera_s(self) -> None:
+        r = self.render({"parallelCompilation": {"sccache": {"enabled": True}}})
+        self.assertEqual({k: r.env_value(k) for k in S3_VARIABLES if k in r.env()}, {
+            "KILN_S3_BUCKET": "sccache-bucket",
+            "KILN_S3_REGION": "us-east-1",
+            "KILN_S3_KEY_PREFIX": "sccache",
+            "KILN_S3_USE_SSL": "false",
+        })
+        # Unset endpoint: AWS S3; serverSideEncryption false: not sent.
+        self.assertNotIn("KILN_S3_ENDPOINT", r.env())
+        self.assertNotIn("KILN_S3_SERVER_SIDE_ENCRYPTION", r.env())
+
+    def test_sccache_with_web_identity(self) -> None:
+        role = "arn:aws:iam::111122223333:role/kiln-sccache"
+        r = self.render({
+            "parallelCompilation": {"sccache": {"enabled": True, "s3": {"bucket": "b"}}},
+            "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": role}},
+        })
+        self.assertEqual(r.env_value("KILN_S3_BUCKET"), "b")
+        # No keys: EKS injects AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE
+        # into pods of an annotated service account.
+        self.assertEqual(set(r.env()) & (AWS_KEYS | {"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"}),
+                         set())
+        sa = r.one("ServiceAccount")
+        self.assertEqual(sa["metadata"]["annotations"], {"eks.amazonaws.com/role-arn": role})
+        self.assertEqual(r.pod["spec"]["serviceAccountName"], sa["metadata"]["name"])
+
+    def test_sccache_disabled_sets_no_s3_variables_even_when_configured(self) -> None:
+        values = yaml.safe_load(yaml.safe_dump(PARALLEL))
+        values["parallelCompilation"]["sccache"]["enabled"] = False
+        r = self.render(values)
+        self.assertEqual(set(r.env()) & (S3_VARIABLES | AWS_KEYS), set())
+
+    def test_parallel_disabled_runs_one_replica_whatever_replicas_says(self) -> None:
+        r = self.render({"parallelCompilation": {"enabled": False, "replicas": 5}})
+        self.assertEqual(r.statefulset["spec"]["replicas"], 1)
+        self.assertEqual(r.env_value("KILN_SERVER_WORKERS"), "1")
+        self.assertEqual(r.env_value("KILN_SERVER_DATABASE_URL"), "sqlite:///data/kiln-server.db")
+
+    def test_one_replica_with_a_database_secret_uses_it(self) -> None:
+        r = self.render({"database": {"existingSecret": "db"}})
+        self.assertEqual(r.secret_ref("KILN_SERVER_DATABASE_URL"), ("db", "url"))
+
+    def test_replicas_without_a_database_fail_to_render(self) -> None:
+        err = self.render_fails({"parallelCompilation": {"enabled": True, "replicas": 2}})
+        self.assertIn("2 replicas need a shared database", err)
+        self.assertIn("database.existingSecret", err)
+
+    def test_invalid_values_fail_to_render(self) -> None:
+        cases = {
+            "parallelCompilation.replicas must be a whole number of at least 1, not 0":
+                {"parallelCompilation": {"enabled": True, "replicas": 0}},
+            "parallelCompilation.replicas must be a whole number of at least 1, not 2.5":
+                {"parallelCompilation": {"enabled": True, "replicas": 2.5},
+                 "database": {"existingSecret": "db"}},
+            "server.compileJobs must be a whole number of at least 1, not many":
+                {"server": {"compileJobs": "many"}},
+            "serverSideEncryption must be false, true, AES256 or aws:kms, not yes":
+                {"parallelCompilation": {"sccache": {"enabled": True,
+                                                     "s3": {"serverSideEncryption": "yes"}}}},
+            "useSSL must be true or false, not https":
+                {"parallelCompilation": {"sccache": {"enabled": True, "s3": {"useSSL": "https"}}}},
+        }
+        for message, values in cases.items():
+            with self.subTest(message=message):
+                self.assertIn(message, self.render_fails(values))
+
+    # --- the rest of the pod ----------------------------------------------
+
+    def test_scheduler_url_and_pod_settings_pass_through(self) -> None:
+        r = self.render({
+            "image": {"repository": "registry.example/kiln", "tag": "1.2.3", "pullPolicy": "Always"},
+            "buildCluster": {"schedulerUrl": "http://kiln-scheduler.build:10600"},
+            "resources": {"requests": {"cpu": "4", "memory": "8Gi"}},
+            "nodeSelector": {"kubernetes.io/arch": "amd64"},
+            "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "kiln",
+                             "effect": "NoSchedule"}],
+            "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}},
+            "podAnnotations": {"prometheus.io/scrape": "true"},
+            "imagePullSecrets": ["regcred"],
+            "server": {"extraEnv": [{"name": "KILN_LOG_LEVEL", "value": "debug"}]},
+        })
+        self.assertEqual(r.env_value("KILN_DIST_SCHEDULER_URL"), "http://kiln-scheduler.build:10600")
+        self.assertEqual(r.env_value("KILN_LOG_LEVEL"), "debug")
+        c, spec = r.container, r.pod["spec"]
+        self.assertEqual(c["image"], "registry.example/kiln:1.2.3")
+        self.assertEqual(c["imagePullPolicy"], "Always")
+        self.assertEqual(c["resources"], {"requests": {"cpu": "4", "memory": "8Gi"}})
+        self.assertEqual(spec["nodeSelector"], {"kubernetes.io/arch": "amd64"})
+        self.assertEqual(spec["tolerations"][0]["value"], "kiln")
+        self.assertIn("podAntiAffinity", spec["affinity"])
+        self.assertEqual(spec["imagePullSecrets"], [{"name": "regcred"}])
+        self.assertEqual(r.pod["metadata"]["annotations"], {"prometheus.io/scrape": "true"})
+
+    def test_existing_service_account_without_rbac(self) -> None:
+        r = self.render({"serviceAccount": {"create": False, "name": "ops"}, "rbac": {"create": False}})
+        self.assertEqual(r.kinds(), ["Service", "Service", "StatefulSet"])
+        self.assertEqual(r.pod["spec"]["serviceAccountName"], "ops")
+
+    def test_existing_service_account_with_rbac_binds_it(self) -> None:
+        r = self.render({"serviceAccount": {"create": False, "name": "ops"}})
+        self.assertEqual(r.one("RoleBinding")["subjects"][0]["name"], "ops")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
