@@ -9,16 +9,21 @@ scripts/install-helm.sh puts it. Without it the tests are skipped, or fail when
 KILN_REQUIRE_SERVERS is set (as .ci/run does), like every test whose tool is
 missing (README, "Testing").
 
-What this sees: `helm lint`, and the objects `helm template` renders for a set
-of values (or its failure and message). What it cannot see: there is no API
-server, so admission, RBAC enforcement, volume provisioning, DNS and the
-probes answering are not exercised (docs/kubernetes.md, "How the chart is
-checked").
+What this sees: `helm lint`, the objects `helm template` renders for a set
+of values (or its failure and message), and those objects checked against the
+Kubernetes API's schemas (types, required fields, enumerations) by
+validate_objects.mjs with the npm package kubernetes-models, found at
+$KILN_K8S_SCHEMAS or beside Helm (the same skip-or-fail rule). What it cannot
+see: unknown fields (the schemas allow them), and everything an API server and
+a cluster do: admission, RBAC enforcement, volume provisioning, DNS, the
+probes answering (docs/kubernetes.md, "How the chart is checked").
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,6 +63,9 @@ def servers_required() -> bool:
 
 
 HELM = HELM_PATH if os.access(HELM_PATH, os.X_OK) else None
+# kubernetes-models (npm): the API's schemas, beside Helm (scripts/install-helm.sh).
+SCHEMAS = os.environ.get("KILN_K8S_SCHEMAS") or str(Path(HELM_PATH).parent / "kubernetes-models")
+VALIDATOR = Path(__file__).resolve().parent / "validate_objects.mjs"
 
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
@@ -162,6 +170,20 @@ PARALLEL = {
     "server": {"compileJobs": 4},
 }
 
+# Everything that passes through to the pod.
+POD_SETTINGS: dict[str, Any] = {
+    "image": {"repository": "registry.example/kiln", "tag": "1.2.3", "pullPolicy": "Always"},
+    "buildCluster": {"schedulerUrl": "http://kiln-scheduler.build:10600"},
+    "resources": {"requests": {"cpu": "4", "memory": "8Gi"}},
+    "nodeSelector": {"kubernetes.io/arch": "amd64"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "kiln",
+                     "effect": "NoSchedule"}],
+    "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}},
+    "podAnnotations": {"prometheus.io/scrape": "true"},
+    "imagePullSecrets": ["regcred"],
+    "server": {"extraEnv": [{"name": "KILN_LOG_LEVEL", "value": "debug"}]},
+}
+
 
 class ChartTest(unittest.TestCase):
     maxDiff = 4000
@@ -191,6 +213,20 @@ class ChartTest(unittest.TestCase):
             self.assertEqual(d["metadata"].get("namespace"), NAMESPACE, d["metadata"])
         return Rendered(docs)
 
+    def validate_against_schemas(self, r: Rendered) -> subprocess.CompletedProcess[str]:
+        node = shutil.which("node")
+        missing = None
+        if node is None:
+            missing = "node is not installed"
+        elif not (Path(SCHEMAS) / "node_modules" / "kubernetes-models" / "package.json").is_file():
+            missing = f"no kubernetes-models under {SCHEMAS} (run scripts/install-helm.sh)"
+        if missing:
+            if servers_required():
+                self.fail(f"{missing} (KILN_REQUIRE_SERVERS is set: missing servers and tools fail)")
+            self.skipTest(missing)
+        return subprocess.run([node, str(VALIDATOR), SCHEMAS], input=json.dumps(r.docs),
+                              capture_output=True, text=True, timeout=60)
+
     def render_fails(self, values: dict[str, Any]) -> str:
         run = self.template_run(values)
         self.assertNotEqual(run.returncode, 0, f"rendered, but should have failed:\n{run.stdout}")
@@ -211,6 +247,34 @@ class ChartTest(unittest.TestCase):
                 run = helm("lint", "--strict", str(CHART), "-f", str(values_file(values, self.dir)))
                 self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
                 self.assertIn("0 chart(s) failed", run.stdout)
+
+    # --- the API's schemas ------------------------------------------------
+
+    def test_objects_match_the_api_schemas(self) -> None:
+        value_sets = {
+            "defaults": {},
+            "parallel": PARALLEL,
+            "web identity, no persistence": {
+                "parallelCompilation": {"sccache": {"enabled": True}},
+                "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/r"}},
+                "persistence": {"enabled": False},
+            },
+            "pod settings": POD_SETTINGS,
+        }
+        for label, values in value_sets.items():
+            with self.subTest(values=label):
+                r = self.render(values)
+                run = self.validate_against_schemas(r)
+                self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+
+    def test_the_schema_check_can_fail(self) -> None:
+        r = self.render()
+        r.statefulset["spec"]["replicas"] = "1"
+        r.container["env"][1]["value"] = 8080
+        run = self.validate_against_schemas(r)
+        self.assertEqual(run.returncode, 1, run.stdout + run.stderr)
+        self.assertIn("spec/replicas must be integer", run.stdout)
+        self.assertIn("env/1/value must be string", run.stdout)
 
     # --- default values: one replica, SQLite, no S3 ------------------------
 
@@ -434,18 +498,7 @@ class ChartTest(unittest.TestCase):
     # --- the rest of the pod ----------------------------------------------
 
     def test_scheduler_url_and_pod_settings_pass_through(self) -> None:
-        r = self.render({
-            "image": {"repository": "registry.example/kiln", "tag": "1.2.3", "pullPolicy": "Always"},
-            "buildCluster": {"schedulerUrl": "http://kiln-scheduler.build:10600"},
-            "resources": {"requests": {"cpu": "4", "memory": "8Gi"}},
-            "nodeSelector": {"kubernetes.io/arch": "amd64"},
-            "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "kiln",
-                             "effect": "NoSchedule"}],
-            "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}},
-            "podAnnotations": {"prometheus.io/scrape": "true"},
-            "imagePullSecrets": ["regcred"],
-            "server": {"extraEnv": [{"name": "KILN_LOG_LEVEL", "value": "debug"}]},
-        })
+        r = self.render(POD_SETTINGS)
         self.assertEqual(r.env_value("KILN_DIST_SCHEDULER_URL"), "http://kiln-scheduler.build:10600")
         self.assertEqual(r.env_value("KILN_LOG_LEVEL"), "debug")
         c, spec = r.container, r.pod["spec"]
