@@ -21,6 +21,7 @@ probes answering (docs/kubernetes.md, "How the chart is checked").
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -68,12 +69,16 @@ SCHEMAS = os.environ.get("KILN_K8S_SCHEMAS") or str(Path(HELM_PATH).parent / "ku
 VALIDATOR = Path(__file__).resolve().parent / "validate_objects.mjs"
 
 
+# Helm's cache, config and data directories, private to this run.
+HELM_HOME = tempfile.mkdtemp(prefix="kiln-helm-home-")
+atexit.register(shutil.rmtree, HELM_HOME, ignore_errors=True)
+
+
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
     assert HELM is not None
-    return subprocess.run([HELM, *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "HELM_CACHE_HOME": tempfile.gettempdir() + "/kiln-helm-cache",
-                               "HELM_CONFIG_HOME": tempfile.gettempdir() + "/kiln-helm-config",
-                               "HELM_DATA_HOME": tempfile.gettempdir() + "/kiln-helm-data"})
+    env = {**os.environ, "HELM_CACHE_HOME": f"{HELM_HOME}/cache",
+           "HELM_CONFIG_HOME": f"{HELM_HOME}/config", "HELM_DATA_HOME": f"{HELM_HOME}/data"}
+    return subprocess.run([HELM, *args], capture_output=True, text=True, timeout=60, env=env)
 
 
 def values_file(values: dict[str, Any], directory: Path) -> Path:
@@ -199,7 +204,7 @@ class ChartTest(unittest.TestCase):
 
     def setUp(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="kiln-helm-"))
-        self.addCleanup(lambda: subprocess.run(["rm", "-rf", str(self.dir)], check=False))
+        self.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)
 
     def template_run(self, values: dict[str, Any], release: str = RELEASE) -> subprocess.CompletedProcess[str]:
         return helm("template", release, str(CHART), "--namespace", NAMESPACE,
