@@ -185,6 +185,8 @@ POD_SETTINGS: dict[str, Any] = {
                      "effect": "NoSchedule"}],
     "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}},
     "podAnnotations": {"prometheus.io/scrape": "true"},
+    # One label of its own, one that would break the selector if it went through.
+    "podLabels": {"team": "compilers", "app.kubernetes.io/component": "other"},
     "imagePullSecrets": ["regcred"],
     "server": {"extraEnv": [{"name": "KILN_LOG_LEVEL", "value": "debug"}]},
 }
@@ -515,6 +517,10 @@ class ChartTest(unittest.TestCase):
         self.assertIn("podAntiAffinity", spec["affinity"])
         self.assertEqual(spec["imagePullSecrets"], [{"name": "regcred"}])
         self.assertEqual(r.pod["metadata"]["annotations"], {"prometheus.io/scrape": "true"})
+        labels = r.pod["metadata"]["labels"]
+        self.assertEqual(labels["team"], "compilers")
+        self.assertEqual(labels["app.kubernetes.io/component"], "server")
+        self.assertTrue(r.statefulset["spec"]["selector"]["matchLabels"].items() <= labels.items())
 
     def test_existing_service_account_without_rbac(self) -> None:
         r = self.render({"serviceAccount": {"create": False, "name": "ops"}, "rbac": {"create": False}})
