@@ -6,7 +6,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-  build-essential g++ clang cmake ninja-build make pkg-config python3 \
+  build-essential g++ clang cmake ninja-build make pkg-config python3 python3-yaml \
   libssl-dev libzstd-dev libxxhash-dev libtomlplusplus-dev libexpected-dev \
   libcurl4-openssl-dev libhiredis-dev libarchive-dev \
   libboost-dev nlohmann-json3-dev libcli11-dev bubblewrap \
