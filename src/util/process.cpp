@@ -65,6 +65,11 @@ expected<RunResult, int> run_capture(const std::vector<std::string>& argv,
   if (!options.cwd.empty()) {
     posix_spawn_file_actions_addchdir_np(&actions, options.cwd.c_str());
   }
+  if (options.default_signals) {
+    // A daemon's listening socket and connections must not live on in a
+    // child: a build orphaned by a killed server would keep its port bound.
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  }
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
   short flags = 0;

@@ -33,6 +33,9 @@ struct RunOptions {
   // for SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1/2, whatever
   // the calling thread blocks or the process ignores. The client keeps what it
   // inherited (nohup's ignored SIGHUP reaches the compiler, as without kiln).
+  // Daemons' children also inherit no descriptor but 0, 1 and 2 (a killed
+  // server's orphaned build must not hold its listening socket); the client
+  // keeps them (make's jobserver pipes).
   bool default_signals = false;
   // With a timeout: when this becomes true while the child runs (checked
   // every 100 ms), its process group is killed and the result says

@@ -1,8 +1,10 @@
 #include "kiln/util/process.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -146,6 +148,20 @@ TEST(ProcessTest, DefaultSignalsUnblockAndUnignoreForTheChild) {
   EXPECT_NE(mask(inherited->out, "SigIgn:") & (1ull << 12), 0u) << inherited->out;
   EXPECT_EQ(mask(reset->out, "SigBlk:") & (1ull << 14), 0u) << reset->out;
   EXPECT_EQ(mask(reset->out, "SigIgn:") & (1ull << 12), 0u) << reset->out;
+}
+
+TEST(ProcessTest, DaemonChildrenInheritNoOtherDescriptor) {
+  int fd = ::open("/dev/null", O_RDONLY);  // inheritable: no O_CLOEXEC
+  ASSERT_GE(fd, 3);
+  std::vector<std::string> argv = {"/bin/sh", "-c", "test -e /proc/self/fd/" + std::to_string(fd)};
+  auto client = run_capture(argv, RunOptions{});
+  RunOptions daemon;
+  daemon.default_signals = true;
+  auto daemon_child = run_capture(argv, daemon);
+  ::close(fd);
+  ASSERT_TRUE(client && daemon_child);
+  EXPECT_EQ(client->exit_code, 0);        // the client passes descriptors on (make's jobserver)
+  EXPECT_EQ(daemon_child->exit_code, 1);  // a daemon's sockets stay with the daemon
 }
 
 TEST(ProcessTest, EnvironmentIsTheWholeEnvironment) {
