@@ -403,6 +403,7 @@ struct Service::Impl {
         return out;
       }
     } else {
+      auto upload_started = Clock::now();
       auto uploaded = upload_binary([this] { return leader_url(); }, claim.id, claim.version, sha,
                                     *binary, o.internal_token, o.upload, &stopping, plog,
                                     [this] { ++metrics.upload_retries; });
@@ -420,9 +421,13 @@ struct Service::Impl {
       }
       ++metrics.uploads_ok;
       metrics.upload_bytes += binary->size();
+      int64_t upload_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                              Clock::now() - upload_started)
+                              .count();
       plog.event("uploaded", {{"url", uploaded.url},
                               {"bytes", static_cast<int64_t>(binary->size())},
-                              {"attempts", uploaded.attempts}});
+                              {"attempts", uploaded.attempts},
+                              {"us", upload_us}});
     }
     out.status = Status::success;
     out.sha = sha;

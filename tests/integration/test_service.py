@@ -538,6 +538,129 @@ class BadRequests(ServiceTestCase):
         self.assertEqual(Http.json("GET", f"{r.url}/v0/programs/tomlprog")[0], 404)
 
 
+class LimitsAndHealth(ServiceTestCase):
+
+    def test_a_build_past_its_time_limit_is_stopped_and_reported(self) -> None:
+        r = self.replica(0, 1, extra=["--compile-timeout-s", "2"])
+        status, body = r.put_program("sleepy", tar_gz(program_files("sleepy",
+                                                                    configure_sleep=30)))
+        self.assertEqual(status, 201, body)
+        t = time.monotonic()
+        p = r.wait_status("sleepy", statuses=("SystemError",), timeout=60)
+        self.assertLess(time.monotonic() - t, 25)
+        self.assertIn("passed its time limit of 2 s", p["log"])
+        # The replica goes on with the next program.
+        r.put_program("quick", tar_gz(program_files("quick")))
+        r.wait_status("quick")
+
+    def test_an_executable_past_its_size_limit_is_a_compile_error(self) -> None:
+        r = self.replica(0, 1, extra=["--max-binary-mib", "1"])
+        files = program_files("fat", extra_main="static const char blob[4 << 20] = {1};\n"
+                                                "int use_blob() { return blob[0]; }\n")
+        r.put_program("fat", tar_gz(files))
+        p = r.wait_status("fat", statuses=("CompileError",))
+        self.assertIn("more than the limit", p["log"])
+
+    def test_healthz_is_503_when_the_data_disk_is_95_percent_full(self) -> None:
+        if os.geteuid() != 0:
+            skip_or_fail(self, "mounting a small tmpfs needs root")
+        data = self.dir / "r0"
+        data.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(data)],
+                       check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", str(data)])
+        r = self.replica(0, 1, database=f"sqlite://{self.dir}/state.db")
+        status, body = Http.json("GET", f"{r.url}/healthz")
+        self.assertEqual(status, 200, body)
+        st = os.statvfs(data)
+        fill = int(st.f_bavail * st.f_frsize - 0.03 * st.f_blocks * st.f_frsize)
+        with open(data / "filler", "wb") as f:
+            f.write(b"\0" * fill)
+        status, body = Http.json("GET", f"{r.url}/healthz")
+        self.assertEqual(status, 503, body)
+        self.assertFalse(body["healthy"])
+        self.assertGreaterEqual(body["checks"]["data_dir"]["disk_used_percent"], 95)
+        status, cluster = Http.json("GET", f"{r.url}/cluster_healthz")
+        self.assertEqual(status, 503, cluster)
+        self.assertFalse(cluster["all_healthy"])
+        os.unlink(data / "filler")
+        self.assertEqual(Http.json("GET", f"{r.url}/healthz")[0], 200)
+
+    def test_cluster_healthz_names_a_replica_that_is_down(self) -> None:
+        db = f"sqlite://{self.dir}/state.db"
+        a = self.replica(0, 2, database=db)
+        b = self.replica(1, 2, database=db)
+        wait_until(lambda: Http.json("GET", f"{a.url}/cluster_healthz")[0] == 200, 20)
+        b.stop()
+        time.sleep(1.5)  # past three missed heartbeats (--heartbeat-ms 300)
+        status, body = Http.json("GET", f"{a.url}/cluster_healthz")
+        self.assertEqual(status, 503, body)
+        down = [x for x in body["replicas"] if x["worker_id"] == 1][0]
+        self.assertFalse(down["healthy"])
+        self.assertIn("no heartbeat", down["error"])
+
+    def test_a_cache_that_is_down_slows_nothing_down_to_a_failure(self) -> None:
+        # An S3 level nobody listens on: every build still succeeds, and
+        # /healthz reports the cache without turning unhealthy.
+        self.env.update({"KILN_S3_BUCKET": "nowhere", "KILN_S3_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+                         "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
+                         "KILN_REMOTE_CONNECT_TIMEOUT": "200"})
+        r = self.replica(0, 1)
+        r.put_program("nocache", tar_gz(program_files("nocache")))
+        r.wait_status("nocache")
+
+        def cache_checked():
+            status, body = Http.json("GET", f"{r.url}/healthz")
+            return (status, body) if body["checks"]["cache"].get("checked_at_ms") else None
+
+        status, body = wait_until(cache_checked, 60, "the cache check")
+        self.assertEqual(status, 200, body)
+        self.assertFalse(body["checks"]["cache"]["ok"])
+        self.assertIn("s3", body["checks"]["cache"]["detail"])
+
+
+class Cleanup(ServiceTestCase):
+
+    def test_binaries_of_deleted_and_superseded_versions_are_removed(self) -> None:
+        r = self.replica(0, 1, extra=["--cleanup-interval-s", "1"])
+        r.put_program("gone", tar_gz(program_files("gone")))
+        gone = r.wait_status("gone")
+        r.put_program("kept", tar_gz(program_files("kept")))
+        r.wait_status("kept")
+        v2 = program_files("kept", extra_main="// v2\n")
+        r.put_program("kept", tar_gz(v2))
+        kept = r.wait_status("kept", version=2)
+        binaries = r.data_dir / "binaries"
+        self.assertTrue((binaries / kept["id"] / "1").exists())
+        self.assertEqual(Http.json("DELETE", f"{r.url}/v0/programs/gone")[0], 204)
+        wait_until(lambda: not (binaries / gone["id"] / "1").exists()
+                   and not (binaries / kept["id"] / "1").exists(), 30, "the cleanup")
+        self.assertTrue((binaries / kept["id"] / "2").exists())
+        self.assertEqual(r.binary("kept")[0], 200)
+
+
+class WithTheBuildCluster(ServiceTestCase):
+    """Part 7: with dist.scheduler_url set, the replicas' misses are
+    compiled on the build cluster."""
+
+    def test_misses_go_to_the_cluster(self) -> None:
+        from cluster import Cluster
+        cluster = Cluster(Path(kilntest.KILN).resolve().parent, self.dir, missed=25)
+        self.addCleanup(cluster.close)
+        cluster.scheduler()
+        cluster.worker("w1")
+        cluster.wait_for({"w1"})
+        self.env.update(cluster.client_env(KILN_DIST_FALLBACK_TO_LOCAL="false"))
+        r = self.replica(0, 1)
+        r.put_program("remote", tar_gz(program_files("remote")))
+        p = r.wait_status("remote")
+        self.assertEqual(p["cache"]["misses"], COMMON_TUS + 1)
+        log = (self.dir / "w1.log").read_text()
+        self.assertEqual(log.count('"event":"job_finished"'), COMMON_TUS + 1, log[-2000:])
+        status, _, data = r.binary("remote")
+        self.assertEqual(run_binary(data, self.dir / "run"), expected_output("remote"))
+
+
 def tempfile_dir(prefix: str) -> str:
     import tempfile
     return tempfile.mkdtemp(prefix=prefix)
