@@ -421,9 +421,9 @@ struct Service::Impl {
       }
       ++metrics.uploads_ok;
       metrics.upload_bytes += binary->size();
-      int64_t upload_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                              Clock::now() - upload_started)
-                              .count();
+      int64_t upload_us =
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - upload_started)
+              .count();
       plog.event("uploaded", {{"url", uploaded.url},
                               {"bytes", static_cast<int64_t>(binary->size())},
                               {"attempts", uploaded.attempts},
@@ -1300,6 +1300,9 @@ void Service::stop() {
   }
   impl.server->stop();
   impl.api_pool->stop();
+  if (auto left = impl.api_store->remove_member(impl.o.worker_id, impl.o.public_url); !left) {
+    impl.log.log(util::LogLevel::warn, "deregister_failed", {{"error", left.error()}});
+  }
   // Builds cancelled above: their programs go back to Pending for the next
   // run of this replica (or the replica with this id that replaces it).
   if (auto reset = impl.api_store->reset_compiling(impl.o.worker_id, impl.o.workers);

@@ -524,6 +524,17 @@ ON CONFLICT (worker_id, url) DO UPDATE SET workers = excluded.workers,
   });
 }
 
+expected<bool, Error> Store::remove_member(int64_t worker_id, std::string_view url) {
+  util::MutexLock lock(m_mutex);
+  Database& db = *m_db;
+  if (auto ok = db.reconnect_if_lost(); !ok) {
+    return unexpected(ok.error());
+  }
+  return write_touched_a_row(
+      db, "DELETE FROM members WHERE worker_id = ?1 AND url = ?2 RETURNING worker_id",
+      {worker_id, std::string(url)});
+}
+
 expected<std::vector<Member>, Error> Store::members(std::chrono::milliseconds max_age) {
   util::MutexLock lock(m_mutex);
   Database& db = *m_db;

@@ -166,6 +166,11 @@ class Store {
   // have the same id both show.
   expected<void, std::string> heartbeat_member(int64_t worker_id, int64_t workers,
                                                std::string_view url) EXCLUDES(m_mutex);
+  // A replica that stops cleanly leaves the membership at once, so that
+  // neither /cluster_healthz nor the scaling check of replicas started with
+  // a new count sees it. Returns whether it had a row.
+  expected<bool, std::string> remove_member(int64_t worker_id, std::string_view url)
+      EXCLUDES(m_mutex);
   // Members whose last heartbeat is at most `max_age` old, by worker id.
   expected<std::vector<Member>, std::string> members(std::chrono::milliseconds max_age)
       EXCLUDES(m_mutex);

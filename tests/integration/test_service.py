@@ -555,8 +555,7 @@ class LimitsAndHealth(ServiceTestCase):
 
     def test_an_executable_past_its_size_limit_is_a_compile_error(self) -> None:
         r = self.replica(0, 1, extra=["--max-binary-mib", "1"])
-        files = program_files("fat", extra_main="static const char blob[4 << 20] = {1};\n"
-                                                "int use_blob() { return blob[0]; }\n")
+        files = program_files("fat", extra_main="char fat_blob[4 << 20] = {1};\n")
         r.put_program("fat", tar_gz(files))
         p = r.wait_status("fat", statuses=("CompileError",))
         self.assertIn("more than the limit", p["log"])
@@ -591,12 +590,23 @@ class LimitsAndHealth(ServiceTestCase):
         a = self.replica(0, 2, database=db)
         b = self.replica(1, 2, database=db)
         wait_until(lambda: Http.json("GET", f"{a.url}/cluster_healthz")[0] == 200, 20)
-        b.stop()
-        time.sleep(1.5)  # past three missed heartbeats (--heartbeat-ms 300)
+        b.kill()  # no goodbye: its heartbeat row stays until it is stale
         status, body = Http.json("GET", f"{a.url}/cluster_healthz")
         self.assertEqual(status, 503, body)
         down = [x for x in body["replicas"] if x["worker_id"] == 1][0]
         self.assertFalse(down["healthy"])
+        self.assertIn("connect", down["error"])
+        time.sleep(2.0)  # past three missed heartbeats (--heartbeat-ms 300) and a second
+        status, body = Http.json("GET", f"{a.url}/cluster_healthz")
+        self.assertEqual(status, 503, body)
+        down = [x for x in body["replicas"] if x["worker_id"] == 1][0]
+        self.assertIn("no heartbeat", down["error"])
+        # A replica that stops cleanly leaves the membership at once.
+        b.start()
+        wait_until(lambda: Http.json("GET", f"{a.url}/cluster_healthz")[0] == 200, 20)
+        b.stop()
+        status, body = Http.json("GET", f"{a.url}/cluster_healthz")
+        down = [x for x in body["replicas"] if x["worker_id"] == 1][0]
         self.assertIn("no heartbeat", down["error"])
 
     def test_a_cache_that_is_down_slows_nothing_down_to_a_failure(self) -> None:
@@ -626,12 +636,13 @@ class Cleanup(ServiceTestCase):
         r.put_program("gone", tar_gz(program_files("gone")))
         gone = r.wait_status("gone")
         r.put_program("kept", tar_gz(program_files("kept")))
-        r.wait_status("kept")
+        kept = r.wait_status("kept")
+        binaries = r.data_dir / "binaries"
+        self.assertTrue((binaries / kept["id"] / "1").exists())
+        self.assertTrue((binaries / gone["id"] / "1").exists())
         v2 = program_files("kept", extra_main="// v2\n")
         r.put_program("kept", tar_gz(v2))
         kept = r.wait_status("kept", version=2)
-        binaries = r.data_dir / "binaries"
-        self.assertTrue((binaries / kept["id"] / "1").exists())
         self.assertEqual(Http.json("DELETE", f"{r.url}/v0/programs/gone")[0], 204)
         wait_until(lambda: not (binaries / gone["id"] / "1").exists()
                    and not (binaries / kept["id"] / "1").exists(), 30, "the cleanup")

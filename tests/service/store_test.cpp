@@ -401,6 +401,19 @@ TEST_P(StoreTest, MembersAreTheRecentHeartbeats) {
   EXPECT_EQ(recent[0].url, "http://a:8080");
 }
 
+TEST_P(StoreTest, AStoppedReplicaLeavesTheMembership) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  must(store->heartbeat_member(0, 2, "http://a:8080"));
+  must(store->heartbeat_member(1, 2, "http://b:8080"));
+  EXPECT_TRUE(must(store->remove_member(1, "http://b:8080")));
+  EXPECT_FALSE(must(store->remove_member(1, "http://b:8080")));
+  EXPECT_FALSE(must(store->remove_member(0, "http://b:8080")));  // not its row
+  auto left = must(store->members(std::chrono::seconds(60)));
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].worker_id, 0);
+}
+
 TEST_P(StoreTest, TwoReplicasWithOneWorkerIdBothShowAsMembers) {
   auto store = open();
   ASSERT_NE(store, nullptr);
