@@ -9,17 +9,20 @@ local compile counted by reason (or refused with dist.fallback_to_local off).
     python3 tests/integration/test_cluster_build.py --kiln build/bin/kiln
 """
 
+import json
 import shutil
+import ssl
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kilntest  # noqa: E402
-from cluster import Cluster, wait_until  # noqa: E402
+from cluster import Cluster, Daemon, wait_until  # noqa: E402
 from kilntest import read_bytes  # noqa: E402
 
 GOOGLETEST = Path("/usr/src/googletest")
@@ -107,6 +110,47 @@ class ClusterBuild(kilntest.KilnTestCase):
         self.assertEqual(r.err, plain.err)
         d = self.dist()
         self.assertEqual((d["jobs"], d["succeeded"], d["retries"]), (1, 1, {}), d)
+
+    def test_an_https_scheduler_is_verified_against_its_configured_ca(self):
+        # The scheduler serves HTTPS with a certificate from configuration;
+        # workers and clients trust exactly that CA (dist.scheduler_ca).
+        cert, key = self.dir / "sched.pem", self.dir / "sched.key"
+        self.ok(self.run_cmd(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                              "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                              "-addext", "subjectAltName=IP:127.0.0.1"]))
+        c = self.cluster
+        tls = Daemon([str(c.bin / "kiln-scheduler"), "--listen", "127.0.0.1:0",
+                      "--heartbeat-interval-ms", "200", "--tls-cert", str(cert), "--tls-key",
+                      str(key), "--log-file", str(self.dir / "tls-scheduler.log")], c.env)
+        c.daemons.append(tls)
+        url = f"https://{tls.address}"
+        worker = Daemon([str(c.bin / "kiln-worker"), "--listen", "127.0.0.1:0", "--scheduler", url,
+                         "--scheduler-ca", str(cert), "--server-id", "w-tls", "--work-dir",
+                         str(self.dir / "work-tls"), "--log-file", str(self.dir / "w-tls.log")],
+                        c.env)
+        c.daemons.append(worker)
+        ctx = ssl.create_default_context(cafile=str(cert))
+        wait_until(lambda: json.loads(urllib.request.urlopen(url + "/status", context=ctx,
+                                                             timeout=5).read())["workers"],
+                   what="the worker registered over HTTPS")
+        self.write("t.cpp", "int twice(int x) { return 2 * x; }\n")
+        env = dict(self.env, KILN_DIST_SCHEDULER_URL=url, KILN_DIST_TOKEN=c.CLIENT_TOKEN,
+                   KILN_DIST_SCHEDULER_CA=str(cert), KILN_DIST_FALLBACK_TO_LOCAL="false")
+        self.ok(self.compile("g++", "-c", "t.cpp", "-o", "t.o", env=env))
+        d = self.dist()
+        self.assertEqual((d["jobs"], d["succeeded"], d["local_fallbacks"]), (1, 1, {}), d)
+        self.assertIn('"event":"job_finished"', (self.dir / "w-tls.log").read_text())
+        # Without the CA the scheduler's certificate is not trusted: nothing
+        # reaches the cluster, and with fallback off the compile fails.
+        self.write("u.cpp", "int thrice(int x) { return 3 * x; }\n")
+        env.pop("KILN_DIST_SCHEDULER_CA")
+        env["KILN_DIST_SCHEDULER_WAIT_S"] = "1"
+        env["KILN_LOGFILE"] = str(self.dir / "kiln.log")
+        r = self.compile("g++", "-c", "u.cpp", "-o", "u.o", env=env)
+        self.assertNotEqual(r.code, 0, r.err)
+        self.assertIn(b"scheduler_unreachable", r.err)
+        self.assertIn("certificate", (self.dir / "kiln.log").read_text())
+        self.assertEqual(self.dist()["succeeded"], 1)
 
     def test_has_include_probe_is_seen_on_the_worker(self):
         # A header that __has_include finds but nothing includes: clang lists
