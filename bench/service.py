@@ -16,6 +16,10 @@ one translation unit of its own. Reported:
   shared hit rate     hits on the shared TUs / shared-TU compilations; the
                       first compilation of each shared TU is a miss by
                       nature, so the best possible is 1 - shared/(30*shared)
+  after first         the shared hit rate of 29 more programs (another
+                      library) submitted once one program has compiled it:
+                      the cross-replica sharing itself, without the misses of
+                      replicas compiling the same cold TU at the same moment
   put_to_binary       seconds from PUT to a downloaded binary, for a program
                       whose TUs are all in the shared cache (warm: the same
                       sources under a new name) and for a cold one (a shared
@@ -68,8 +72,9 @@ def shared_sources(tus: int, salt: str) -> dict[str, str]:
 
 def program(name: str, tus: int, salt: str = "shared-v1", blob_mib: int = 0) -> dict[str, str]:
     files = shared_sources(tus, salt)
-    blob = (f"static const unsigned char blob[{blob_mib} << 20] = {{1}};\n" if blob_mib else "")
-    use = " + (int)blob[0]" if blob_mib else ""
+    # External linkage and not const: the array stays in .data, whole.
+    blob = (f"unsigned char blob[{blob_mib} << 20] = {{1}};\n" if blob_mib else "")
+    use = " << (int)blob[0]" if blob_mib else ""
     files["main.cc"] = (
         '#include "shared.hpp"\n#include <iostream>\n' + blob +
         f'int main() {{ std::cout << "{name} " << part0(3){use} << "\\n"; }}\n')
@@ -107,6 +112,9 @@ def run_n(n: int, args, server: str, env: dict, moto: MotoServer, work: Path) ->
         wait_until(lambda: all(Http.json("GET", f"{r.url}/cluster_healthz")[0] == 200
                                for r in replicas), 30, "all replicas healthy")
         names = [f"p{i:02d}" for i in range(args.programs)]
+        # Second scenario: the same, after one program has put the shared
+        # library in the cache (programs that arrive over time see this).
+        warm_names = [f"w{i:02d}" for i in range(args.programs)]
         t0 = time.monotonic()
         for i, name in enumerate(names):
             status, body = replicas[i % n].put_program(name, tar_gz(program(name, args.shared_tus)))
@@ -137,6 +145,21 @@ def run_n(n: int, args, server: str, env: dict, moto: MotoServer, work: Path) ->
             "compiled_by": {str(i): sum(1 for p in done.values() if p["compiled_by"] == i)
                             for i in range(n)},
         }
+        first = replicas[0]
+        salt = f"second-{n}"
+        status, body = first.put_program(warm_names[0],
+                                         tar_gz(program(warm_names[0], args.shared_tus, salt)))
+        assert status == 201, body
+        first.wait_status(warm_names[0], timeout=600)
+        for i, name in enumerate(warm_names[1:], 1):
+            status, body = replicas[i % n].put_program(
+                name, tar_gz(program(name, args.shared_tus, salt)))
+            assert status == 201, body
+        warm = [replicas[0].wait_status(name, timeout=900) for name in warm_names[1:]]
+        warm_hits = sum(p["cache"]["hits"] for p in warm)
+        result["after_first_shared_hit_rate"] = round(warm_hits / (args.shared_tus * len(warm)), 4)
+        result["after_first_cross_replica_programs"] = sum(
+            1 for p in warm if p["compiled_by"] != 0)
         # A program whose TUs are all cached (the same sources under a new
         # name), then a cold one (a library nobody has compiled).
         for label, files in (("warm", program("p00", args.shared_tus)),
@@ -171,6 +194,9 @@ def run_n(n: int, args, server: str, env: dict, moto: MotoServer, work: Path) ->
                     break
             replicas[1].wait_status(name, timeout=600)
             big = [u for u in uploads([replicas[1]]) if u[0] > 30 << 20]
+            if not big:
+                print("no 32 MiB upload in replica 1's log:",
+                      sorted(uploads([replicas[1]]))[-3:], file=sys.stderr)
             if big:
                 b, us = big[-1]
                 result["upload_32mib_ms"] = round(us / 1000, 1)
@@ -205,17 +231,20 @@ def main() -> int:
         moto.stop()
         shutil.rmtree(work, ignore_errors=True)
     print()
-    print(f"{'N':>2} {'prog/min':>9} {'shared hit':>10} {'best':>6} {'warm s':>7} {'cold s':>7} "
-          f"{'ms/MB up':>9}")
+    print(f"{'N':>2} {'prog/min':>9} {'shared hit':>10} {'best':>6} {'after 1st':>9} "
+          f"{'warm s':>7} {'cold s':>7} {'ms/MB up':>9}")
     for r in results:
         print(f"{r['replicas']:>2} {r['programs_per_min']:>9} {r['shared_hit_rate']:>10.1%} "
-              f"{r['best_possible_hit_rate']:>6.1%} {r['put_to_binary_warm_s']:>7} "
+              f"{r['best_possible_hit_rate']:>6.1%} {r['after_first_shared_hit_rate']:>9.1%} "
+              f"{r['put_to_binary_warm_s']:>7} "
               f"{r['put_to_binary_cold_s']:>7} {r.get('upload_ms_per_mb_large', '-'):>9}")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M"),
                                            "results": results}, indent=1) + "\n")
-    passed = all(r["shared_hit_rate"] >= 0.9 for r in results)
-    print(f"\nshared hit rate >= 90 %: {'PASS' if passed else 'MISS'}")
+    for key, what in (("shared_hit_rate", "a cold burst of programs"),
+                      ("after_first_shared_hit_rate", "after one program")):
+        passed = all(r[key] >= 0.9 for r in results)
+        print(f"shared hit rate >= 90 %, {what}: {'PASS' if passed else 'MISS'}")
     return 0
 
 
