@@ -42,7 +42,9 @@ net::ServerResponse json_response(int status, const json& body) {
   net::ServerResponse r;
   r.status = status;
   r.content_type = "application/json";
-  r.body = body.dump() + "\n";
+  // Logs and messages come from compilers and clients: any bytes. Invalid
+  // UTF-8 is replaced rather than thrown on (nlohmann's default).
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
   return r;
 }
 
@@ -484,8 +486,10 @@ struct Service::Impl {
       metrics.count_compiled(out.status);
       // The result is recorded even if the database blinks: retry a while.
       for (int attempt = 0;; ++attempt) {
-        auto finished = store->finish(claim.id, claim.version, out.status, out.log, out.hits,
-                                      out.misses, out.sha);
+        // PostgreSQL's text refuses invalid UTF-8 and NUL bytes, which a
+        // compiler can print (a Latin-1 source quoted in an error).
+        auto finished = store->finish(claim.id, claim.version, out.status,
+                                      util::to_valid_utf8(out.log), out.hits, out.misses, out.sha);
         if (finished) {
           if (!*finished) {
             ++metrics.stale_results;
@@ -807,6 +811,9 @@ struct Service::Impl {
       if (key == "target") {
         target = *value;
       } else if (key == "cmake_arg") {
+        if (util::to_valid_utf8(*value) != *value) {
+          return error_response(400, "a cmake_arg must be UTF-8 text", "bad_cmake_arg");
+        }
         std::string why;
         if (!valid_cmake_arg(*value, &why)) {
           return error_response(400, why, "bad_cmake_arg");

@@ -25,6 +25,11 @@ std::optional<int64_t> parse_int(std::string_view s);
 // control characters and bytes that are not UTF-8 become \u00XX.
 std::string json_escape(std::string_view s);
 
+// `s` as valid UTF-8 text for a database text column or JSON: every byte
+// that does not start a well-formed sequence (RFC 3629: no overlongs, no
+// surrogates, nothing past U+10FFFF), and every NUL, becomes U+FFFD.
+std::string to_valid_utf8(std::string_view s);
+
 // Compares in time that depends only on the lengths: for tokens.
 bool constant_time_equal(std::string_view a, std::string_view b);
 

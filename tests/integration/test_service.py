@@ -182,6 +182,23 @@ class ThreeReplicasOnPostgresAndS3(SharedCacheMixin, ServiceTestCase):
         self.assertEqual(run_binary(data, self.dir / "run"), expected_output(name))
 
 
+    def test_a_log_that_is_not_utf8_is_stored_and_served(self) -> None:
+        # A compiler quoting a Latin-1 source prints bytes that PostgreSQL's
+        # text and JSON refuse: they are replaced, and the program reads.
+        r = self.replica(0, 1, database=self.pg.new_database())
+        files = program_files("latin1")
+        files["main.cc"] = b'#error caf\xe9 \xff\nint main() {}\n'
+        status, body = r.put_program("latin1", tar_gz(files))
+        self.assertEqual(status, 201, body)
+        p = r.wait_status("latin1", statuses=("CompileError",))
+        self.assertIn("caf\ufffd \ufffd", p["log"])
+        status, body = Http.json("GET", f"{r.url}/v0/programs/latin1?x")
+        self.assertEqual(status, 200)
+        status, _, data = Http.request(
+            "PUT", f"{r.url}/v0/programs/latin1?cmake_arg=-DX=%FF", tar_gz(files))
+        self.assertEqual(status, 400, data)
+
+
 class OneReplicaOnSqlite(SharedCacheMixin, ServiceTestCase):
 
     def test_thirty_programs_on_the_embedded_defaults(self) -> None:

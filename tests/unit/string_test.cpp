@@ -95,5 +95,21 @@ TEST(StringTest, JsonEscape) {
   EXPECT_EQ(json_escape("/"), "/");
 }
 
+TEST(StringTest, ToValidUtf8KeepsGoodTextAndReplacesTheRest) {
+  EXPECT_EQ(to_valid_utf8("plain ascii"), "plain ascii");
+  EXPECT_EQ(to_valid_utf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"),
+            "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
+  const std::string r = "\xEF\xBF\xBD";
+  EXPECT_EQ(to_valid_utf8("a\xFF"
+                          "b"),
+            "a" + r + "b");                                         // not a lead byte
+  EXPECT_EQ(to_valid_utf8(std::string("a\0b", 3)), "a" + r + "b");  // NUL
+  EXPECT_EQ(to_valid_utf8("\xC3"), r);                              // truncated
+  EXPECT_EQ(to_valid_utf8("\xC0\xAF"), r + r);                      // overlong
+  EXPECT_EQ(to_valid_utf8("\xED\xA0\x80"), r + r + r);              // surrogate
+  EXPECT_EQ(to_valid_utf8("\xF4\x90\x80\x80"), r + r + r + r);      // past U+10FFFF
+  EXPECT_EQ(to_valid_utf8("\xE9t\xE9"), r + "t" + r);               // Latin-1
+}
+
 }  // namespace
 }  // namespace kiln::util
