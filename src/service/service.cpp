@@ -1251,6 +1251,12 @@ expected<std::unique_ptr<Service>, std::string> Service::start(ServiceOptions op
   so.port = impl->o.listen_port;
   so.threads = 2;
   so.max_body_bytes = std::max(impl->o.max_archive_bytes, impl->o.max_binary_bytes);
+  // Archives to /v0/programs, binaries to /v0/internal: each its own limit,
+  // so a large body to the API is refused before it is read into memory.
+  so.body_limit_for = [archive = impl->o.max_archive_bytes, binary = impl->o.max_binary_bytes](
+                          std::string_view, std::string_view target) {
+    return target.starts_with("/v0/internal/") ? binary : archive;
+  };
   so.io_timeout = std::chrono::milliseconds(
       std::max<int64_t>(30000, static_cast<int64_t>(impl->o.upload.timeout.count())));
   Impl* raw = impl.get();

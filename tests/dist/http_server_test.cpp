@@ -161,6 +161,33 @@ TEST(HttpServerTest, OversizedBodyIsRefusedBeforeItIsRead) {
   EXPECT_EQ(server->stats().rejected, 2u);
 }
 
+TEST(HttpServerTest, ABodyLimitPerPathRefusesLargeBodiesToSmallPaths) {
+  ServerOptions options;
+  options.max_body_bytes = 1 << 20;
+  options.body_limit_for = [](std::string_view method, std::string_view target) -> uint64_t {
+    return method == "PUT" && target.starts_with("/big/") ? 1 << 20 : 100;
+  };
+  auto server = start(options, echo_handler());
+  ASSERT_TRUE(server);
+  auto client = make_curl_client();
+  std::string body(5000, 'b');
+  auto small = client->put(url(*server, "/small/x"), body);
+  ASSERT_TRUE(small);
+  EXPECT_EQ(small->status, 413);
+  auto big = client->put(url(*server, "/big/x"), body);
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->status, 200);
+  // Chunked, without a length: cut off once it passes the path's limit.
+  RawClient chunked(server->port());
+  chunked.send("PUT /small/y HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+  chunked.send("100\r\n" + std::string(0x100, 'a') + "\r\n");
+  EXPECT_TRUE(chunked.read_until_close(5s).starts_with("HTTP/1.1 413"));
+  // The server's own maximum still caps a path's limit.
+  auto huge = client->put(url(*server, "/big/z"), std::string((1 << 20) + 1, 'h'));
+  ASSERT_TRUE(huge);
+  EXPECT_EQ(huge->status, 413);
+}
+
 TEST(HttpServerTest, BadFramingGets4xxAndTheServerKeepsServing) {
   ServerOptions options;
   options.max_header_bytes = 4096;

@@ -19,6 +19,7 @@ import sys
 import tarfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -483,7 +484,6 @@ class BadRequests(ServiceTestCase):
             ("PUT", "/v0/programs/abs", archive_with(absolute, b"x"), 400),
             ("PUT", "/v0/programs/link", archive_with(link), 400),
             ("PUT", "/v0/programs/nolists", tar_gz({"main.cc": "int main(){}"}), 400),
-            ("PUT", "/v0/programs/big", os.urandom(2 << 20), 413),
             ("PUT", "/v0/programs/.hidden", good, 400),
             ("PUT", "/v0/programs/x?cmake_arg=-DCMAKE_CXX_COMPILER_LAUNCHER=sh", good, 400),
             ("PUT", "/v0/programs/x?cmake_arg=--trace", good, 400),
@@ -503,6 +503,20 @@ class BadRequests(ServiceTestCase):
             self.assertEqual(status, want, f"{method} {path}: {data[:300]!r}")
             if status != 405 or True:
                 self.assertTrue(data == b"" or b"error" in data, data[:200])
+        # An archive over --max-archive-mib is refused from its length, before
+        # its body is read (a client that sends it anyway sees the connection
+        # closed under it).
+        import socket
+        with socket.create_connection(("127.0.0.1", r.port)) as s:
+            s.sendall(b"PUT /v0/programs/big HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Length: 2097152\r\n\r\n")
+            s.settimeout(10)
+            self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 413"))
+        try:
+            status = Http.request("PUT", base + "/v0/programs/big", os.urandom(2 << 20))[0]
+            self.assertEqual(status, 413)
+        except (urllib.error.URLError, ConnectionError):
+            pass  # closed while the body was still being sent
         # A wrong checksum on the internal endpoint is refused as damaged.
         status, _, data = Http.request(
             "PUT", base + "/v0/internal/binaries/3f2b8c1e-9d4a-4b6f-8e2d-1a2b3c4d5e6f/1", b"x",
@@ -510,7 +524,6 @@ class BadRequests(ServiceTestCase):
         self.assertEqual(status, 422, data)
         self.assertIn(b"hash_mismatch", data)
         # A client that sends half a body and stops is cut off.
-        import socket
         with socket.create_connection(("127.0.0.1", r.port)) as s:
             s.sendall(b"PUT /v0/programs/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
                       + good[:1000])

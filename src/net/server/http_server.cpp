@@ -1,6 +1,7 @@
 #include "kiln/net/server/http_server.hpp"
 
 #include <sys/socket.h>
+#include <algorithm>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -146,8 +147,15 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       return;
     }
     auto& req = m_parser->get();
-    if (auto length = m_parser->content_length();
-        length && *length > m_server->options.max_body_bytes) {
+    uint64_t limit = m_server->options.max_body_bytes;
+    if (m_server->options.body_limit_for) {
+      limit = std::min(limit,
+                       m_server->options.body_limit_for(
+                           std::string_view(req.method_string().data(), req.method_string().size()),
+                           std::string_view(req.target().data(), req.target().size())));
+      m_parser->body_limit(limit);
+    }
+    if (auto length = m_parser->content_length(); length && *length > limit) {
       reject(413, "body too large");
       return;
     }

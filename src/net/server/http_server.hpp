@@ -63,6 +63,11 @@ struct ServerOptions {
   // A request whose body would pass this is answered 413 before the body is
   // read (from Content-Length) or as soon as it passes (chunked).
   uint64_t max_body_bytes = uint64_t{64} << 20;
+  // When set, the body limit of one request, decided from its method and
+  // target once the headers are read (at most max_body_bytes): a server with
+  // small and large uploads on different paths refuses a large body to a
+  // small path with a 413 before reading it.
+  std::function<uint64_t(std::string_view method, std::string_view target)> body_limit_for;
   uint32_t max_header_bytes = 64 * 1024;  // request line and headers: 431 beyond
   // Time to read one whole request once its first byte arrived, and to write
   // a response; a client that sends half a body and stops is cut off then.
