@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   int compile_jobs = 2, build_jobs = 0, compile_timeout_s = 600, upload_retries = 10,
       upload_backoff_ms = 1000, upload_timeout_s = 600, scaling_interval_s = 10,
       heartbeat_ms = 2000, cleanup_interval_s = 300;
-  double max_archive_mib = 64, max_unpacked_mib = 512, max_binary_mib = 512;
+  double max_archive_mib = 64, max_unpacked_mib = 512, max_binary_mib = 512, max_build_mib = 10240;
   app.add_option("--listen", listen, "HOST:PORT to serve on")->envname("KILN_SERVER_LISTEN");
   app.add_option("--worker-id", worker_id_text,
                  "this replica's id in [0, workers), or 'auto': the ordinal of --pod-name")
@@ -74,6 +74,8 @@ int main(int argc, char** argv) {
       ->envname("KILN_SERVER_MAX_UNPACKED_MIB");
   app.add_option("--max-binary-mib", max_binary_mib, "size limit of a built executable")
       ->envname("KILN_SERVER_MAX_BINARY_MIB");
+  app.add_option("--max-build-mib", max_build_mib, "size limit of a program's build directory")
+      ->envname("KILN_SERVER_MAX_BUILD_MIB");
   app.add_option("--upload-retries", upload_retries, "retries of a binary upload to the leader")
       ->envname("KILN_SERVER_UPLOAD_RETRIES")
       ->check(CLI::Range(0, 1000));
@@ -167,6 +169,7 @@ int main(int argc, char** argv) {
   o.max_archive_bytes = static_cast<uint64_t>(max_archive_mib * (1 << 20));
   o.archive_limits.max_unpacked_bytes = static_cast<uint64_t>(max_unpacked_mib * (1 << 20));
   o.max_binary_bytes = static_cast<uint64_t>(max_binary_mib * (1 << 20));
+  o.max_build_bytes = static_cast<uint64_t>(max_build_mib * (1 << 20));
   o.upload.retries = upload_retries;
   o.upload.first_delay = std::chrono::milliseconds(upload_backoff_ms);
   o.upload.timeout = std::chrono::seconds(upload_timeout_s);

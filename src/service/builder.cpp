@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "kiln/util/process.hpp"
 #include "kiln/util/string.hpp"
@@ -130,8 +131,48 @@ CacheCounts count_cache_events(const std::string& kiln_log_path) {
   return counts;
 }
 
+static uint64_t tree_bytes(const std::string& dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec),
+       end;
+       !ec && it != end; it.increment(ec)) {
+    struct stat st;
+    if (::lstat(it->path().c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      total += static_cast<uint64_t>(st.st_blocks) * 512;
+    }
+  }
+  return total;
+}
+
 BuildResult build_program(const BuildSpec& spec, const util::Logger& log) {
   BuildResult result;
+  // The steps stop when the replica stops or the build directory grows past
+  // its limit: a watcher checks both every second.
+  std::atomic<bool> stop_steps{false};
+  std::atomic<bool> too_big{false};
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {
+    int ticks = 0;
+    while (!done.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (spec.cancel && spec.cancel->load()) {
+        stop_steps = true;
+      }
+      if (++ticks % 10 == 0 && tree_bytes(spec.build_dir) > spec.max_build_bytes) {
+        too_big = true;
+        stop_steps = true;
+      }
+    }
+  });
+  struct Join {
+    std::atomic<bool>& done;
+    std::thread& t;
+    ~Join() {
+      done = true;
+      t.join();
+    }
+  } join{done, watcher};
   auto started = std::chrono::steady_clock::now();
   auto remaining = [&]() {
     auto left = spec.timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -168,7 +209,7 @@ BuildResult build_program(const BuildSpec& spec, const util::Logger& log) {
     options.timeout = remaining();
     options.cwd = spec.build_dir;
     options.default_signals = true;
-    options.cancel = spec.cancel;
+    options.cancel = &stop_steps;
     auto ran = util::run_capture(argv, options);
     if (!ran) {
       append_capped(&result.log,
@@ -180,6 +221,14 @@ BuildResult build_program(const BuildSpec& spec, const util::Logger& log) {
     }
     append_capped(&result.log, ran->out, spec.max_log_bytes);
     append_capped(&result.log, ran->err, spec.max_log_bytes);
+    if (ran->cancelled && too_big.load()) {
+      result.outcome = BuildOutcome::compile_error;
+      append_capped(&result.log,
+                    "kiln-server: the build directory passed its size limit of " +
+                        std::to_string(spec.max_build_bytes >> 20) + " MiB and was stopped\n",
+                    spec.max_log_bytes);
+      return false;
+    }
     if (ran->cancelled) {
       result.cancelled = true;
       result.outcome = BuildOutcome::system_error;

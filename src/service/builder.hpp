@@ -24,6 +24,9 @@ struct BuildSpec {
   int parallelism = 0;                  // ninja -j; 0: Ninja's default
   std::chrono::milliseconds timeout{600000};  // configure and build together
   uint64_t max_binary_bytes = uint64_t{512} << 20;
+  // The build directory's size (checked every second while the build runs;
+  // past it the build is stopped: a compile error of the program).
+  uint64_t max_build_bytes = uint64_t{10} << 30;
   uint64_t max_log_bytes = uint64_t{1} << 20;
   const std::atomic<bool>* cancel = nullptr;  // a stopping replica
 };

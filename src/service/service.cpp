@@ -374,6 +374,7 @@ struct Service::Impl {
     spec.parallelism = o.build_parallelism;
     spec.timeout = o.compile_timeout;
     spec.max_binary_bytes = o.max_binary_bytes;
+    spec.max_build_bytes = o.max_build_bytes;
     spec.cancel = &stopping;
     BuildResult built = build_program(spec, plog);
     CacheCounts counts = count_cache_events(slot_dir + "/kiln-log.jsonl");

@@ -34,6 +34,7 @@ struct ServiceOptions {
   ArchiveLimits archive_limits;
   std::chrono::milliseconds compile_timeout{600000};
   uint64_t max_binary_bytes = uint64_t{512} << 20;
+  uint64_t max_build_bytes = uint64_t{10} << 30;  // a build directory
   UploadPolicy upload;
   std::string internal_token;  // required on /v0/internal/* when set
   std::string kiln_path;       // the compiler launcher; empty: none

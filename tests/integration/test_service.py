@@ -579,9 +579,23 @@ class LimitsAndHealth(ServiceTestCase):
         p = r.wait_status("sleepy", statuses=("SystemError",), timeout=60)
         self.assertLess(time.monotonic() - t, 25)
         self.assertIn("passed its time limit of 2 s", p["log"])
-        # The replica goes on with the next program.
+        # The replica goes on with the next program (which may itself pass 2 s
+        # on a busy machine: any final status shows the loop went on).
         r.put_program("quick", tar_gz(program_files("quick")))
-        r.wait_status("quick")
+        r.wait_status("quick", statuses=("Success", "SystemError"))
+        self.assertIsNone(r.proc.poll())
+
+    def test_a_build_directory_past_its_size_limit_is_stopped(self) -> None:
+        r = self.replica(0, 1, extra=["--max-build-mib", "8"])
+        files = program_files("hog")
+        files["CMakeLists.txt"] = files["CMakeLists.txt"].replace(
+            "add_library", "execute_process(COMMAND dd if=/dev/zero of=hog bs=1M count=32)\n"
+                           "execute_process(COMMAND sleep 20)\nadd_library", 1)
+        r.put_program("hog", tar_gz(files))
+        t = time.monotonic()
+        p = r.wait_status("hog", statuses=("CompileError",), timeout=60)
+        self.assertLess(time.monotonic() - t, 15)
+        self.assertIn("build directory passed its size limit of 8 MiB", p["log"])
 
     def test_an_executable_past_its_size_limit_is_a_compile_error(self) -> None:
         r = self.replica(0, 1, extra=["--max-binary-mib", "1"])
