@@ -559,6 +559,11 @@ struct Service::Impl {
         url = m.url;
       }
     }
+    // A leader that stopped has left the table; uploads keep going to its
+    // last address, where it comes back (a restart) or fails with it named.
+    if (url.empty()) {
+      return;
+    }
     std::lock_guard lock(state_mutex);
     leader_from_members = url;
   }
