@@ -158,6 +158,31 @@ Entry disk_entry(struct archive_entry* from, const ArchiveEntryInfo& info,
   return entry;
 }
 
+// Reads every entry's header, checks it with `checker` and hands it to
+// `visit(header, info, rel)`, which consumes the entry's data (copies or
+// skips it). Stops at the first error, of the archive or of `visit`.
+template <typename Visit>
+expected<void, ArchiveError> for_each_checked_entry(struct archive* reader, ArchiveChecker& checker,
+                                                    Visit&& visit) {
+  while (true) {
+    auto header = next_header(reader);
+    if (!header) {
+      return unexpected(header.error());
+    }
+    if (*header == nullptr) {
+      return {};
+    }
+    const ArchiveEntryInfo info = info_of(*header);
+    auto rel = checker.add(info);
+    if (!rel) {
+      return unexpected(rel.error());
+    }
+    if (auto visited = visit(*header, info, *rel); !visited) {
+      return visited;
+    }
+  }
+}
+
 expected<void, ArchiveError> copy_data(struct archive* reader, struct archive* writer,
                                        const std::string& rel) {
   while (true) {
@@ -198,34 +223,29 @@ expected<ArchiveSummary, ArchiveError> extract_into(std::string_view data, const
                                                    ARCHIVE_EXTRACT_SECURE_SYMLINKS |
                                                    ARCHIVE_EXTRACT_SECURE_NODOTDOT);
   ArchiveChecker checker(limits);
-  while (true) {
-    auto header = next_header(reader->get());
-    if (!header) {
-      return unexpected(header.error());
-    }
-    if (*header == nullptr) {
-      break;
-    }
-    const ArchiveEntryInfo info = info_of(*header);
-    auto rel = checker.add(info);
-    if (!rel) {
-      return unexpected(rel.error());
-    }
-    if (rel->empty()) {
-      continue;  // the root: `root` itself
-    }
-    Entry entry = disk_entry(*header, info, root + "/" + *rel);
-    if (archive_write_header(writer.get(), entry.get()) != ARCHIVE_OK) {
-      return unexpected(write_error(writer.get(), *rel));
-    }
-    if (info.type == EntryType::regular) {
-      if (auto copied = copy_data(reader->get(), writer.get(), *rel); !copied) {
-        return unexpected(copied.error());
-      }
-    }
-    if (archive_write_finish_entry(writer.get()) != ARCHIVE_OK) {
-      return unexpected(write_error(writer.get(), *rel));
-    }
+  auto written = for_each_checked_entry(
+      reader->get(), checker,
+      [&](struct archive_entry* header, const ArchiveEntryInfo& info,
+          const std::string& rel) -> expected<void, ArchiveError> {
+        if (rel.empty()) {
+          return {};  // the root: `root` itself
+        }
+        Entry entry = disk_entry(header, info, root + "/" + rel);
+        if (archive_write_header(writer.get(), entry.get()) != ARCHIVE_OK) {
+          return unexpected(write_error(writer.get(), rel));
+        }
+        if (info.type == EntryType::regular) {
+          if (auto copied = copy_data(reader->get(), writer.get(), rel); !copied) {
+            return unexpected(copied.error());
+          }
+        }
+        if (archive_write_finish_entry(writer.get()) != ARCHIVE_OK) {
+          return unexpected(write_error(writer.get(), rel));
+        }
+        return {};
+      });
+  if (!written) {
+    return unexpected(written.error());
   }
   auto summary = checker.finish();
   if (!summary) {
@@ -265,24 +285,19 @@ expected<ArchiveSummary, ArchiveError> inspect_archive(std::string_view data,
     return unexpected(reader.error());
   }
   ArchiveChecker checker(limits);
-  while (true) {
-    auto header = next_header(reader->get());
-    if (!header) {
-      return unexpected(header.error());
-    }
-    if (*header == nullptr) {
-      break;
-    }
-    const ArchiveEntryInfo info = info_of(*header);
-    auto rel = checker.add(info);
-    if (!rel) {
-      return unexpected(rel.error());
-    }
-    // Read past the content: a body cut short shows here.
-    if (archive_read_data_skip(reader->get()) != ARCHIVE_OK) {
-      return unexpected(
-          invalid("cannot read \"" + info.path + "\": " + libarchive_message(reader->get())));
-    }
+  auto read = for_each_checked_entry(
+      reader->get(), checker,
+      [&](struct archive_entry*, const ArchiveEntryInfo& info,
+          const std::string&) -> expected<void, ArchiveError> {
+        // Read past the content: a body cut short shows here.
+        if (archive_read_data_skip(reader->get()) != ARCHIVE_OK) {
+          return unexpected(
+              invalid("cannot read \"" + info.path + "\": " + libarchive_message(reader->get())));
+        }
+        return {};
+      });
+  if (!read) {
+    return unexpected(read.error());
   }
   return checker.finish();
 }

@@ -3,7 +3,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -96,25 +95,6 @@ bool valid_cmake_arg(std::string_view arg, std::string* why) {
     return refuse(std::string(name) + " is set by the service");
   }
   return true;
-}
-
-std::string find_program(const std::string& program) {
-  if (program.find('/') != std::string::npos) {
-    return ::access(program.c_str(), X_OK) == 0 ? program : "";
-  }
-  const char* path = std::getenv("PATH");
-  for (const std::string& dir : util::split(path ? path : "/usr/bin:/bin", ':')) {
-    if (dir.empty()) {
-      continue;
-    }
-    std::string candidate = dir + "/" + program;
-    struct stat st;
-    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-        ::access(candidate.c_str(), X_OK) == 0) {
-      return candidate;
-    }
-  }
-  return "";
 }
 
 CacheCounts count_cache_events(const std::string& kiln_log_path) {

@@ -53,10 +53,6 @@ BuildResult build_program(const BuildSpec& spec, const util::Logger& log);
 // (the launchers, CMAKE_RUNTIME_OUTPUT_DIRECTORY, CMAKE_GENERATOR).
 bool valid_cmake_arg(std::string_view arg, std::string* why);
 
-// The absolute path of `program` in $PATH (or `program` itself when it has a
-// slash), empty when not found.
-std::string find_program(const std::string& program);
-
 // Counts of kiln's debug log of one build (KILN_LOGFILE): compilations
 // served from the cache and compiled.
 struct CacheCounts {

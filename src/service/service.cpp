@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "kiln/compiler/compiler_info.hpp"
 #include "kiln/net/curl_client.hpp"
 #include "kiln/net/percent.hpp"
 #include "kiln/net/server/http_server.hpp"
@@ -1226,7 +1227,8 @@ expected<std::unique_ptr<Service>, std::string> Service::start(ServiceOptions op
     options.database_url = "sqlite://" + options.data_dir + "/kiln-server.db";
   }
   if (options.cmake_path.empty()) {
-    options.cmake_path = find_program("cmake");
+    // kiln's own $PATH lookup (for compilers) finds cmake as well.
+    options.cmake_path = compiler::find_compiler("cmake", "");
     if (options.cmake_path.empty()) {
       return unexpected(std::string("cmake is not in PATH"));
     }

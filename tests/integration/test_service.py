@@ -322,6 +322,20 @@ class LeaderUploads(ServiceTestCase):
         self.assertEqual(status, 200)
 
 
+def serve(handler_class) -> tuple[socketserver.ThreadingTCPServer, str]:
+    """An HTTP server of `handler_class` on a free loopback port, in a thread;
+    the server and its URL."""
+    httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler_class)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
+
+
+def close_server(httpd: socketserver.ThreadingTCPServer) -> None:
+    httpd.shutdown()
+    httpd.server_close()
+
+
 class CorruptingProxy:
     """Forwards PUTs to 127.0.0.1:<target>, flipping one byte of the first
     one's body: a damaged upload."""
@@ -362,14 +376,10 @@ class CorruptingProxy:
             def do_GET(self):
                 self.forward("GET")
 
-        self.httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.url = serve(Handler)
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        close_server(self.httpd)
 
 
 class FakeKubernetesApi:
@@ -399,14 +409,10 @@ class FakeKubernetesApi:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.url = serve(Handler)
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        close_server(self.httpd)
 
 
 class Scaling(ServiceTestCase):
