@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:10501", scheduler, public_url, worker_token, server_id,
               work_dir = "/var/tmp/kiln-worker", scheduler_ca, log_file, log_level = "info";
   int cores = 0, job_timeout_s = 600, drain_grace_s = 300;
-  double toolchain_cache_gib = 10, memory_gib = 4;
+  double toolchain_cache_gib = 10, memory_gib = 4, input_cache_gib = 1;
   app.add_option("--listen", listen, "HOST:PORT to serve on")->envname("KILN_DIST_WORKER_LISTEN");
   app.add_option("--scheduler", scheduler, "scheduler URL, http(s)://host:port")
       ->envname("KILN_DIST_SCHEDULER_URL");
@@ -35,6 +35,10 @@ int main(int argc, char** argv) {
       ->envname("KILN_DIST_WORK_DIR");
   app.add_option("--toolchain-cache-gib", toolchain_cache_gib, "size limit of unpacked toolchains")
       ->envname("KILN_DIST_TOOLCHAIN_CACHE_GIB");
+  app.add_option("--input-cache-gib", input_cache_gib,
+                 "size limit of the job inputs kept to hard-link into later jobs (0: off)")
+      ->envname("KILN_DIST_INPUT_CACHE_GIB")
+      ->check(CLI::Range(0.0, 1e6));
   app.add_option("--job-timeout-s", job_timeout_s, "wall-time limit of one job")
       ->envname("KILN_DIST_JOB_TIMEOUT_S")
       ->check(CLI::Range(1, 86400));
@@ -84,6 +88,7 @@ int main(int argc, char** argv) {
   o.cores = cores;
   o.work_dir = work_dir;
   o.toolchain_cache_bytes = static_cast<uint64_t>(toolchain_cache_gib * (1 << 30));
+  o.input_cache_bytes = static_cast<uint64_t>(input_cache_gib * (1 << 30));
   o.limits.wall = std::chrono::seconds(job_timeout_s);
   o.limits.memory_bytes = static_cast<uint64_t>(memory_gib * (1 << 30));
   o.drain_grace = std::chrono::seconds(drain_grace_s);

@@ -228,6 +228,40 @@ TEST_F(ClusterTest, CompilesOnAWorkerByteIdenticalToLocal) {
   wait_until_idle("w-a");
 }
 
+// Inputs outside the working directory are hard links to the worker's input
+// store. The sandbox mounts them read-only: a job that writes to one fails,
+// and the next job that links the same bytes compiles as locally.
+TEST_F(ClusterTest, AJobCannotChangeTheInputStoreForTheNext) {
+  write_sources(m_dir + "/src");
+  WorkerService* w = start_worker("w-store");
+  ASSERT_TRUE(w);
+  wait_for_workers(1);
+  std::string local = compile_locally(k_argv, "a.o");
+  JobRequest job = job_for(k_argv, "../a.cc");
+  job.outputs = {"a.o"};
+  DistClient c = client();
+  auto first = c.run(job, archive());
+  ASSERT_TRUE(first) << to_string(first.error());
+  ASSERT_EQ(first->exit_code, 0) << first->err;
+  EXPECT_EQ(w->input_store().reused(), 0u);
+
+  // The same inputs, and a compile that writes its object over ../h.h.
+  JobRequest evil = job;
+  evil.argv = {"/usr/bin/g++", "-I..", "-DVALUE=7", "-c", "../a.cc", "-o", m_dir + "/src/h.h"};
+  evil.outputs = {};
+  auto refused = c.run(evil, archive());
+  ASSERT_TRUE(refused) << to_string(refused.error());
+  EXPECT_NE(refused->exit_code, 0) << "the input was writable in the sandbox";
+  EXPECT_NE(refused->err.find("Read-only file system"), std::string::npos) << refused->err;
+  EXPECT_GT(w->input_store().reused(), 0u) << "the second job's inputs came from the store";
+
+  auto again = c.run(job, archive());
+  ASSERT_TRUE(again) << to_string(again.error());
+  ASSERT_EQ(again->exit_code, 0) << again->err;
+  ASSERT_EQ(again->outputs.size(), 1u);
+  EXPECT_TRUE(again->outputs[0].data == local) << "the store's bytes changed";
+}
+
 TEST_F(ClusterTest, CompileErrorIsTheLocalErrorAndNotRetried) {
   write_sources(m_dir + "/src");
   ASSERT_TRUE(util::write_file(m_dir + "/src/bad.cc", "int f() { return undeclared; }\n"));

@@ -1,5 +1,7 @@
 #include "kiln/dist/worker/sandbox.hpp"
 
+#include "kiln/dist/worker/input_store.hpp"
+
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -115,8 +117,8 @@ expected<SandboxOutcome, std::string> run_in_sandbox(const std::string& root, co
 }
 
 expected<void, std::string> make_job_root(const std::string& root,
-                                          const std::string& toolchain_root,
-                                          const JobRequest& job) {
+                                          const std::string& toolchain_root, const JobRequest& job,
+                                          InputStore* store) {
   std::error_code ec;
   if (fs::exists(fs::symlink_status(root, ec))) {
     return unexpected("job root " + root + " exists already");
@@ -175,6 +177,7 @@ expected<void, std::string> make_job_root(const std::string& root,
     }
     return true;
   };
+  const std::string cwd_rel = job.cwd == "/" ? "" : job.cwd.substr(1) + "/";
   for (const auto& in : job.inputs) {
     auto slash = in.path.rfind('/');
     if (slash != std::string::npos && !ensure_dirs(in.path.substr(0, slash))) {
@@ -193,7 +196,13 @@ expected<void, std::string> make_job_root(const std::string& root,
       }
       return unexpected("input " + in.path + " would replace a file of the toolchain");
     }
-    if (!util::write_file(path, in.data)) {
+    // Under the working directory, which the sandbox mounts writable, an
+    // input is this job's own copy; elsewhere it is read-only there and may
+    // be the store's.
+    const bool writable = cwd_rel.empty() || in.path.starts_with(cwd_rel);
+    bool placed = store && !writable ? store->place(in.data, path)
+                                     : static_cast<bool>(util::write_file(path, in.data));
+    if (!placed) {
       return unexpected("cannot write input " + in.path);
     }
   }
@@ -202,7 +211,6 @@ expected<void, std::string> make_job_root(const std::string& root,
   }
   // The outputs' directories exist where the client compiles (a build
   // system made them): so here.
-  const std::string cwd_rel = job.cwd == "/" ? "" : job.cwd.substr(1) + "/";
   for (const auto& out : job.outputs) {
     auto slash = out.rfind('/');
     if (slash != std::string::npos && !ensure_dirs(cwd_rel + out.substr(0, slash))) {

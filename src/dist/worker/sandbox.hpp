@@ -42,12 +42,17 @@ expected<SandboxOutcome, std::string> run_in_sandbox(const std::string& root, co
 std::vector<std::string> sandbox_argv(const std::string& root, const JobRequest& job,
                                       const SandboxLimits& limits);
 
+class InputStore;
+
 // Builds a job's root at `root` (which must not exist): the toolchain's tree
 // hard-linked (directories made, links copied, files linked: nothing is
-// copied and the cache's files are never written), the job's inputs written
-// at their paths, and the working directory and the outputs' directories made. Refuses an input
-// that would replace a toolchain file or go through a symbolic link.
+// copied and the cache's files are never written), the job's inputs at their
+// paths, and the working directory and the outputs' directories made. An
+// input outside the working directory (read-only in the sandbox) comes from
+// `store` when there is one (a hard link); the others are written. Refuses
+// an input that would replace a toolchain file or go through a symbolic link.
 expected<void, std::string> make_job_root(const std::string& root,
-                                          const std::string& toolchain_root, const JobRequest& job);
+                                          const std::string& toolchain_root, const JobRequest& job,
+                                          InputStore* store = nullptr);
 
 }  // namespace kiln::dist

@@ -76,6 +76,7 @@ expected<std::unique_ptr<WorkerService>, std::string> WorkerService::start(Worke
   }
   w->m_toolchains =
       std::make_unique<ToolchainCache>(o.work_dir + "/toolchains", o.toolchain_cache_bytes);
+  w->m_inputs = std::make_unique<InputStore>(o.work_dir + "/inputs", o.input_cache_bytes);
   auto* raw = w.get();
   auto started = net::HttpServer::start(server, [raw](net::ServerRequest&& req, net::Reply reply) {
     raw->handle(std::move(req), reply);
@@ -447,7 +448,7 @@ void WorkerService::run_job(const std::string& job_id, std::string body, net::Re
   }
   std::string dir = m_options.work_dir + "/jobs/" + job_id;
   remove_tree(dir);
-  if (auto made = make_job_root(dir, root, *job); !made) {
+  if (auto made = make_job_root(dir, root, *job, m_inputs.get()); !made) {
     remove_tree(dir);
     log.warn("job_refused", {{"error", made.error()}});
     finish(json_error(400, "job refused: " + made.error(), false), true);
@@ -461,6 +462,8 @@ void WorkerService::run_job(const std::string& job_id, std::string body, net::Re
   const int64_t setup_ms = ms_since(started);
   log.event("job_started", {{"toolchain", job->toolchain},
                             {"inputs", static_cast<int64_t>(job->inputs.size())},
+                            {"input_store_files", static_cast<int64_t>(m_inputs->files())},
+                            {"input_store_reused", static_cast<int64_t>(m_inputs->reused())},
                             {"setup_ms", setup_ms}});
   const auto run_started = std::chrono::steady_clock::now();
   auto run = run_in_sandbox(dir, *job, m_options.limits, client_gone.get());

@@ -11,6 +11,7 @@
 
 #include "kiln/dist/protocol.hpp"
 #include "kiln/dist/toolchain_cache.hpp"
+#include "kiln/dist/worker/input_store.hpp"
 #include "kiln/dist/worker/sandbox.hpp"
 #include "kiln/net/server/http_server.hpp"
 #include "kiln/util/clock.hpp"
@@ -30,8 +31,9 @@ struct WorkerOptions {
   std::string worker_token;
   std::string server_id;  // empty: "<hostname>-<port>"
   int cores = 0;          // 0: the machine's
-  std::string work_dir;   // toolchains/ and jobs/ under it
+  std::string work_dir;   // toolchains/, inputs/ and jobs/ under it
   uint64_t toolchain_cache_bytes = uint64_t{10} << 30;
+  uint64_t input_cache_bytes = uint64_t{1} << 30;  // InputStore; 0: inputs are written
   SandboxLimits limits;
   JobLimits job_limits;
   uint64_t max_body_bytes = uint64_t{1} << 30;
@@ -52,6 +54,7 @@ class WorkerService {
   const std::string& server_id() const { return m_options.server_id; }
   const std::string& public_url() const { return m_options.public_url; }
   const std::string& certificate() const { return m_cert_pem; }
+  const InputStore& input_store() const { return *m_inputs; }
 
   // SIGTERM: tell the scheduler at once, take no new job, finish the running
   // ones (up to drain_grace), deregister, stop. Returns when done.
@@ -79,6 +82,7 @@ class WorkerService {
   std::string m_nonce;
   std::string m_cert_pem;
   std::unique_ptr<ToolchainCache> m_toolchains;
+  std::unique_ptr<InputStore> m_inputs;
   std::unique_ptr<net::HttpServer> m_server;
 
   util::Mutex m_mutex;
