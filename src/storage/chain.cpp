@@ -113,6 +113,63 @@ Storage* StorageChain::level(size_t i) {
   return level.storage;
 }
 
+Storage* StorageChain::lease_storage() {
+  if (!m_lease_chosen) {
+    m_lease_chosen = true;
+    for (size_t i = m_levels.size(); i-- > 0;) {
+      if (m_levels[i].read_only) {
+        continue;
+      }
+      Storage* s = level(i);
+      if (s && s->supports_leases()) {
+        m_lease_level = i;
+        break;
+      }
+    }
+  }
+  if (!m_lease_level || m_levels[*m_lease_level].disabled) {
+    return nullptr;
+  }
+  return m_levels[*m_lease_level].storage;
+}
+
+StorageChain::Lease StorageChain::acquire_lease(const Key& key, std::string_view holder,
+                                                std::chrono::milliseconds ttl) {
+  Storage* s = lease_storage();
+  if (!s) {
+    return Lease::unavailable;
+  }
+  auto taken = s->acquire_lease(key, holder, ttl);
+  if (!taken) {
+    m_lease_level.reset();  // no more leasing in this compilation
+    return Lease::unavailable;
+  }
+  return *taken ? Lease::taken : Lease::held;
+}
+
+std::optional<bool> StorageChain::lease_held(const Key& key) {
+  Storage* s = lease_storage();
+  if (!s) {
+    return std::nullopt;
+  }
+  auto held = s->lease_held(key);
+  if (!held) {
+    m_lease_level.reset();
+    return std::nullopt;
+  }
+  return *held;
+}
+
+void StorageChain::release_lease(const Key& key, std::string_view holder) {
+  if (Storage* s = lease_storage()) {
+    (void)s->release_lease(key, holder);
+  }
+}
+
+std::string StorageChain::lease_level_name() const {
+  return m_lease_level ? m_levels[*m_lease_level].name : std::string();
+}
+
 void StorageChain::failed(Level& level, Failure f, Operation op) {
   const bool read = op == Operation::read;
   if (f == Failure::timeout) {

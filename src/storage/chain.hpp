@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <compare>
 #include <functional>
 #include <map>
@@ -115,6 +116,19 @@ class StorageChain {
   // Levels that timed out during this compilation.
   const std::vector<std::string>& timed_out() const { return m_timed_out; }
 
+  // In-flight leases (Storage::acquire_lease) on the most shared level that
+  // can hold them: the last writable level that supports leases (a remote
+  // level before the local one). A lease failure does not disable the level
+  // for reads and writes; it only ends leasing for this compilation.
+  enum class Lease { taken, held, unavailable };
+  Lease acquire_lease(const Key& key, std::string_view holder, std::chrono::milliseconds ttl);
+  // Whether a live lease on `key` is held (by anyone) on the level
+  // acquire_lease used; nullopt if that cannot be told.
+  std::optional<bool> lease_held(const Key& key);
+  void release_lease(const Key& key, std::string_view holder);
+  // The level leases are taken on; empty if none (or not chosen yet).
+  std::string lease_level_name() const;
+
   size_t size() const { return m_levels.size(); }
   const std::string& level_name(size_t i) const { return m_levels[i].name; }
   bool level_read_only(size_t i) const { return m_levels[i].read_only; }
@@ -142,7 +156,12 @@ class StorageChain {
   void count(const Level& level, LevelEvent event, int64_t n = 1);
   void failed(Level& level, Failure f, Operation op);
 
+  // The level of acquire_lease, once chosen; nullopt: none can lease.
+  Storage* lease_storage();
+
   std::vector<Level> m_levels;
+  bool m_lease_chosen = false;
+  std::optional<size_t> m_lease_level;
   std::optional<LastHit> m_last_hit;
   LevelCounters m_counters;
   std::vector<Problem> m_failures;

@@ -84,4 +84,17 @@ expected<void, Failure> Storage::get_to(const Key& key, const Sink& sink) {
   return {};
 }
 
+expected<bool, Failure> Storage::acquire_lease(const Key&, std::string_view,
+                                               std::chrono::milliseconds) {
+  return unexpected(Failure::error);
+}
+
+expected<void, Failure> Storage::release_lease(const Key&, std::string_view) {
+  return unexpected(Failure::error);
+}
+
+expected<bool, Failure> Storage::lease_held(const Key&) {
+  return unexpected(Failure::error);
+}
+
 }  // namespace kiln::storage

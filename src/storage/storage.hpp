@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -80,6 +81,21 @@ class Storage {
   virtual expected<void, Failure> remove(const Key& key) = 0;
   // Whether the key is stored, without transferring the value.
   virtual expected<bool, Failure> exists(const Key& key) = 0;
+
+  // In-flight leases (docs/configuration.md, `inflight_wait_s`): so that a
+  // miss that another process, here or on another machine, is compiling
+  // right now waits for its result instead of compiling it again. A lease
+  // is named by a key (a manifest's) and held by `holder` (an opaque,
+  // unique string) until it is released or `ttl` has passed.
+  // true: this call took it; false: someone else holds a live one.
+  // A level that cannot lease (the default) fails with Failure::error.
+  virtual expected<bool, Failure> acquire_lease(const Key& key, std::string_view holder,
+                                                std::chrono::milliseconds ttl);
+  // Ends the lease if `holder` still holds it; otherwise does nothing.
+  virtual expected<void, Failure> release_lease(const Key& key, std::string_view holder);
+  // Whether anyone holds a live lease on `key`.
+  virtual expected<bool, Failure> lease_held(const Key& key);
+  virtual bool supports_leases() const { return false; }
 
   // The last failure other than not_found; empty() if none.
   virtual Error last_problem() const { return {}; }

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -211,6 +212,52 @@ TEST(StorageFailureTest, Names) {
   EXPECT_EQ(to_string(Failure::timeout), "timeout");
   EXPECT_EQ(to_string(Failure::error), "error");
   EXPECT_EQ(to_string(Failure::access_denied), "access_denied");
+}
+
+// Leases: one holder at a time among the processes of this machine; a holder
+// that releases, or dies, frees it at once.
+TEST_F(LocalStorageTest, LeasesHaveOneHolderAndEndWithIt) {
+  using namespace std::chrono_literals;
+  Key key = key_of("lease", EntryKind::manifest);
+  LocalStorage a(m_dir);
+  LocalStorage b(m_dir);
+  ASSERT_TRUE(a.supports_leases());
+  EXPECT_EQ(b.lease_held(key).value_or(true), false);
+  EXPECT_EQ(a.acquire_lease(key, "a", 10s).value_or(false), true);
+  EXPECT_EQ(a.acquire_lease(key, "a", 10s).value_or(false), true) << "a holds it already";
+  EXPECT_EQ(b.acquire_lease(key, "b", 10s).value_or(true), false);
+  EXPECT_EQ(b.lease_held(key).value_or(false), true);
+  EXPECT_EQ(b.lease_held(key_of("other", EntryKind::manifest)).value_or(true), false);
+  ASSERT_TRUE(a.release_lease(key, "a"));
+  EXPECT_EQ(b.lease_held(key).value_or(true), false);
+  EXPECT_EQ(b.acquire_lease(key, "b", 10s).value_or(false), true);
+  ASSERT_TRUE(b.release_lease(key, "b"));
+
+  // A process that takes the lease and is killed: free at once.
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    LocalStorage child(m_dir);
+    bool taken = child.acquire_lease(key, "child", 10s).value_or(false);
+    char c = taken ? 'y' : 'n';
+    (void)!::write(ready[1], &c, 1);
+    ::pause();
+    ::_exit(0);
+  }
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  EXPECT_EQ(c, 'y');
+  EXPECT_EQ(a.lease_held(key).value_or(false), true);
+  EXPECT_EQ(a.acquire_lease(key, "a", 10s).value_or(true), false);
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(ready[0]);
+  ::close(ready[1]);
+  EXPECT_EQ(a.lease_held(key).value_or(true), false) << "the dead holder's lock is gone";
+  EXPECT_EQ(a.acquire_lease(key, "a", 10s).value_or(false), true);
 }
 
 }  // namespace

@@ -1,5 +1,8 @@
 #include "kiln/storage/local/local_storage.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -41,6 +44,81 @@ LocalStorage::LocalStorage(std::string dir) : m_dir(std::move(dir)) {
   while (m_dir.size() > 1 && m_dir.back() == '/') {
     m_dir.pop_back();
   }
+}
+
+LocalStorage::~LocalStorage() {
+  for (const auto& [path, fd] : m_leases) {
+    ::unlink(path.c_str());
+    ::close(fd);
+  }
+}
+
+std::string LocalStorage::lease_path(const Key& key) const {
+  return m_dir + "/leases/" + key.name();
+}
+
+expected<bool, Failure> LocalStorage::acquire_lease(const Key& key, std::string_view,
+                                                    std::chrono::milliseconds) {
+  const std::string path = lease_path(key);
+  if (m_leases.contains(path)) {
+    return true;
+  }
+  if (!util::make_directories(m_dir + "/leases")) {
+    return unexpected(Failure::error);
+  }
+  // A holder unlinks its file before it unlocks it: a descriptor locked here
+  // whose file is gone from the directory is an old lease, and the open is
+  // tried again on the new file.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      return unexpected(Failure::error);
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int e = errno;
+      ::close(fd);
+      if (e == EWOULDBLOCK) {
+        return false;
+      }
+      return unexpected(Failure::error);
+    }
+    struct stat by_fd {
+    }, by_path{};
+    if (::fstat(fd, &by_fd) == 0 && ::stat(path.c_str(), &by_path) == 0 &&
+        by_fd.st_ino == by_path.st_ino && by_fd.st_dev == by_path.st_dev) {
+      m_leases[path] = fd;
+      return true;
+    }
+    ::close(fd);
+  }
+  return false;
+}
+
+expected<void, Failure> LocalStorage::release_lease(const Key& key, std::string_view) {
+  auto it = m_leases.find(lease_path(key));
+  if (it != m_leases.end()) {
+    ::unlink(it->first.c_str());
+    ::close(it->second);
+    m_leases.erase(it);
+  }
+  return {};
+}
+
+expected<bool, Failure> LocalStorage::lease_held(const Key& key) {
+  const std::string path = lease_path(key);
+  if (m_leases.contains(path)) {
+    return true;
+  }
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) {
+      return false;
+    }
+    return unexpected(Failure::error);
+  }
+  bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // also unlocks
+  return held;
 }
 
 std::string LocalStorage::path_of(const Key& key) const {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "kiln/storage/storage.hpp"
@@ -19,6 +20,9 @@ namespace kiln::storage {
 class LocalStorage : public Storage {
  public:
   explicit LocalStorage(std::string dir);
+  ~LocalStorage() override;
+  LocalStorage(const LocalStorage&) = delete;
+  LocalStorage& operator=(const LocalStorage&) = delete;
 
   std::string_view name() const override { return "local"; }
   expected<std::string, Failure> get(const Key& key) override;
@@ -35,6 +39,15 @@ class LocalStorage : public Storage {
   expected<void, Failure> get_file(const Key& key, std::string_view suffix, const std::string& dest,
                                    util::LinkMode mode);
 
+  // Leases are files under <dir>/leases/ locked with flock(2) by their
+  // holder, which keeps the descriptor open: a holder that dies (kill -9)
+  // releases at once, so `ttl` and `holder` are not needed here.
+  expected<bool, Failure> acquire_lease(const Key& key, std::string_view holder,
+                                        std::chrono::milliseconds ttl) override;
+  expected<void, Failure> release_lease(const Key& key, std::string_view holder) override;
+  expected<bool, Failure> lease_held(const Key& key) override;
+  bool supports_leases() const override { return true; }
+
   // Absolute path of a key's file (whether or not it exists).
   std::string path_of(const Key& key) const;
 
@@ -43,7 +56,10 @@ class LocalStorage : public Storage {
   int64_t files_delta() const { return m_files_delta; }
 
  private:
+  std::string lease_path(const Key& key) const;
+
   std::string m_dir;
+  std::map<std::string, int> m_leases;  // lease path -> the locked descriptor
   int64_t m_size_delta = 0;
   int64_t m_files_delta = 0;
 };
