@@ -76,6 +76,7 @@ Outcome Compilation::run() {
   } catch (...) {
     outcome = fall_back(Counter::error_internal, "unknown exception");
   }
+  release_inflight();
   merge_storage_counters();
   m_tracer.reset();  // removes the trace file before main() may exec the compiler
   return outcome;
@@ -166,6 +167,15 @@ Outcome Compilation::run_pipeline() {
           m_stats.add(Counter::direct_hit);
           m_log.event("hit", {{"mode", "direct"}});
           return Outcome{Outcome::Kind::done, 0};
+        }
+      } else if (m_cfg.inflight_wait_s > 0 && !m_cfg.read_only) {
+        if (auto waited = wait_for_inflight()) {
+          if (replay(waited->first, waited->second)) {
+            m_stats.add(Counter::direct_hit);
+            m_stats.add(Counter::inflight_hit);
+            m_log.event("hit", {{"mode", "direct"}, {"after", "inflight_wait"}});
+            return Outcome{Outcome::Kind::done, 0};
+          }
         }
       }
     }

@@ -96,6 +96,11 @@ class Compilation {
   std::optional<std::string> load_result(const util::Digest& result_key);
   // The result entry and its key.
   std::optional<std::pair<std::string, util::Digest>> from_cache_direct();
+  // After a direct-mode miss, with inflight_wait_s: takes the lease on the
+  // manifest key (this process compiles), or, if another process holds it,
+  // waits for that lease to end and looks up again. The hit, if one came.
+  std::optional<std::pair<std::string, util::Digest>> wait_for_inflight();
+  void release_inflight();
   void refresh_manifest(Manifest& manifest, const std::vector<uint32_t>& files,
                         const std::vector<uint32_t>& dirs);
 
@@ -156,6 +161,7 @@ class Compilation {
   std::optional<Manifest> m_manifest;  // as loaded by the direct-mode look-up
   bool m_manifest_looked_up = false;   // m_manifest empty: none is stored
   std::optional<util::Digest> m_manifest_key;
+  std::string m_lease_holder;  // set while this process holds the manifest key's lease
   bool m_source_has_date = false;
   bool m_time_macros_ok = false;  // SOURCE_DATE_EPOCH set
 };

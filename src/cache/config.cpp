@@ -56,6 +56,12 @@ void add_keys(config::Registry& r) {
               "names another directory"));
   add(r, flag("read_only", "KILN_READONLY", false, "use hits but store nothing"));
   add(r, flag("recache", "KILN_RECACHE", false, "never use hits, store (overwrite) results"));
+  add(r, KeyDecl("inflight_wait_s", "KILN_INFLIGHT_WAIT_S", Type::integer, "0",
+                 "on a miss that another kiln process is compiling right now (same source, "
+                 "options and compiler; on this machine, or on any machine sharing the S3 or Redis "
+                 "level), wait up to this many seconds for its result instead of compiling it "
+                 "again. 0: never wait. See docs/direct-mode.md, \"Misses in flight\"")
+             .between(0, 3600));
   add(r, flag("stats", "KILN_STATS", true,
               "keep statistics (the size and file counters used by cleanup are always kept)"));
   add(r, KeyDecl("compression_level", "KILN_COMPRESSLEVEL", Type::integer, "1",
@@ -89,6 +95,7 @@ Config make_config(config::Values values, std::string config_path) {
   c.hash_dir = values.get_bool("hash_dir");
   c.read_only = values.get_bool("read_only");
   c.recache = values.get_bool("recache");
+  c.inflight_wait_s = static_cast<int>(values.get_int("inflight_wait_s"));
   c.stats = values.get_bool("stats");
   c.compression_level = static_cast<int>(values.get_int("compression_level"));
   c.file_link = values.get_string("file_link");

@@ -22,6 +22,7 @@ struct Config {
   bool hash_dir = true;
   bool read_only = false;
   bool recache = false;
+  int inflight_wait_s = 0;  // 0: a miss never waits for another process's compile
   bool stats = true;
   int compression_level = 1;
   std::string file_link = "copy";  // copy | hardlink | reflink

@@ -1,6 +1,13 @@
 // Stage: from_cache, the look-ups of manifests and results.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
 #include "kiln/cache/compilation.hpp"
 #include "kiln/storage/entry.hpp"
+#include "kiln/util/hex.hpp"
 
 namespace kiln::cache {
 
@@ -90,6 +97,63 @@ std::optional<std::pair<std::string, util::Digest>> Compilation::from_cache_dire
   }
   refresh_manifest(*m_manifest, matched_by_content, dirs_checked_by_name);
   return std::pair{std::move(*result), *result_key};
+}
+
+std::optional<std::pair<std::string, util::Digest>> Compilation::wait_for_inflight() {
+  using namespace std::chrono;
+  const storage::Key lease{*m_manifest_key, storage::EntryKind::manifest};
+  char host[256] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  std::string holder =
+      std::string(host) + ":" + std::to_string(::getpid()) + ":" + util::random_hex(8);
+  // The lease outlives a holder that dies (on a remote level) by at most the
+  // wait: by then every waiter compiles anyway.
+  const milliseconds ttl = seconds(m_cfg.inflight_wait_s);
+  auto state = m_chain->acquire_lease(lease, holder, ttl);
+  if (state == storage::StorageChain::Lease::taken) {
+    m_lease_holder = std::move(holder);
+    return std::nullopt;
+  }
+  if (state == storage::StorageChain::Lease::unavailable) {
+    return std::nullopt;
+  }
+  const auto started = steady_clock::now();
+  const auto deadline = started + ttl;
+  m_log.event("inflight_wait", {{"level", m_chain->lease_level_name()}});
+  auto waited_ms = [&] {
+    return static_cast<int64_t>(duration_cast<milliseconds>(steady_clock::now() - started).count());
+  };
+  milliseconds poll(20);
+  while (steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(poll);
+    poll = std::min(poll * 2, milliseconds(250));
+    auto held = m_chain->lease_held(lease);
+    if (!held) {
+      break;  // the level cannot tell any more: compile
+    }
+    if (*held) {
+      continue;
+    }
+    // The holder is done: its result is stored, or it could not be (it
+    // failed, or what it compiled cannot be cached). Then every waiter
+    // compiles at once, without a lease: one at a time would serialize them.
+    auto found = from_cache_direct();
+    m_log.event("inflight_done", {{"waited_ms", waited_ms()}, {"found", found ? "yes" : "no"}});
+    return found;
+  }
+  if (steady_clock::now() >= deadline) {
+    m_stats.add(Counter::inflight_wait_timeout);
+    m_log.warn("inflight_wait_timeout", {{"waited_ms", waited_ms()}});
+  }
+  return std::nullopt;
+}
+
+void Compilation::release_inflight() {
+  if (!m_lease_holder.empty() && m_chain && m_manifest_key) {
+    m_chain->release_lease(storage::Key{*m_manifest_key, storage::EntryKind::manifest},
+                           m_lease_holder);
+    m_lease_holder.clear();
+  }
 }
 
 void Compilation::refresh_manifest(Manifest& manifest, const std::vector<uint32_t>& files,

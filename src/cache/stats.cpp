@@ -12,6 +12,8 @@ constexpr std::array<std::string_view, static_cast<size_t>(Counter::count_)> k_n
     "direct_hit",
     "preprocessed_hit",
     "miss",
+    "inflight_hit",
+    "inflight_wait_timeout",
     "called_for_link",
     "called_for_preprocessing",
     "multiple_source_files",

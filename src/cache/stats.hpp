@@ -14,6 +14,9 @@ enum class Counter {
   direct_hit,
   preprocessed_hit,
   miss,
+  // Misses that waited for another process's compile of the same (inflight_wait_s).
+  inflight_hit,           // ... and then hit (also counted as direct_hit)
+  inflight_wait_timeout,  // ... and then compiled: the wait passed inflight_wait_s
   // Compilations that ran the compiler without caching, by reason.
   called_for_link,
   called_for_preprocessing,

@@ -273,7 +273,7 @@ struct Service::Impl {
       std::string_view entry(*e);
       if (entry.starts_with("KILN_DIR=") || entry.starts_with("KILN_BASEDIR=") ||
           entry.starts_with("KILN_LOGFILE=") || entry.starts_with("KILN_SERVER_") ||
-          entry.starts_with("MAKEFLAGS=")) {
+          entry.starts_with("KILN_INFLIGHT_WAIT_S=") || entry.starts_with("MAKEFLAGS=")) {
         continue;
       }
       env.emplace_back(entry);
@@ -284,6 +284,7 @@ struct Service::Impl {
     env.push_back("KILN_DIR=" + o.data_dir + "/cache");
     env.push_back("KILN_BASEDIR=" + slot_dir);
     env.push_back("KILN_LOGFILE=" + slot_dir + "/kiln-log.jsonl");
+    env.push_back("KILN_INFLIGHT_WAIT_S=" + std::to_string(o.inflight_wait_s));
     return env;
   }
 

@@ -30,6 +30,9 @@ struct ServiceOptions {
   std::string data_dir;       // binaries/ (leader), work/, cache/ under it
   int compile_jobs = 2;       // programs compiled at once
   int build_parallelism = 0;  // ninja -j of one program; 0: Ninja's default
+  // kiln's inflight_wait_s in the builds: a TU that another build (here or
+  // on another replica) is compiling is waited for, not compiled twice.
+  int inflight_wait_s = 600;
   uint64_t max_archive_bytes = uint64_t{64} << 20;
   ArchiveLimits archive_limits;
   std::chrono::milliseconds compile_timeout{600000};
