@@ -14,7 +14,7 @@
 extern "C" {
 #endif
 
-#define KILN_REMOTE_ABI_VERSION 3
+#define KILN_REMOTE_ABI_VERSION 4
 
 /* Status of every call; values match kiln::storage::Failure + 1. */
 enum {
@@ -55,6 +55,19 @@ struct kiln_remote_api {
    * call. */
   void (*last_error)(void* handle, struct kiln_remote_error* out);
   void (*close)(void* handle);
+
+  /* In-flight leases (version 4; Storage::acquire_lease and the others in
+   * storage.hpp). key: a manifest's entry name; holder: holder_len opaque
+   * bytes naming the holder. A level that cannot lease (HTTP) answers
+   * KILN_REMOTE_ERROR and says so in last_error. */
+  /* Takes the lease for ttl_ms milliseconds: *taken is 1 when this call took
+   * it (or holder holds it already), 0 when another holder has a live one. */
+  int (*lease_acquire)(void* handle, const char* key, const char* holder, size_t holder_len,
+                       long long ttl_ms, int* taken);
+  /* Ends the lease if holder holds it; otherwise does nothing (and is OK). */
+  int (*lease_release)(void* handle, const char* key, const char* holder, size_t holder_len);
+  /* *held is 1 when anyone holds a live lease on key, else 0. */
+  int (*lease_held)(void* handle, const char* key, int* held);
 };
 
 /* The plugin's only exported symbol. */

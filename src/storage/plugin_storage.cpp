@@ -64,6 +64,38 @@ class PluginStorage : public Storage {
     return found != 0;
   }
 
+  // Through the plugin's lease functions (ABI version 4); of the remote
+  // kinds, S3 and Redis can hold leases, HTTP cannot.
+  expected<bool, Failure> acquire_lease(const Key& key, std::string_view holder,
+                                        std::chrono::milliseconds ttl) override {
+    int taken = 0;
+    int status = m_api->lease_acquire(m_handle, key.name().c_str(), holder.data(), holder.size(),
+                                      static_cast<long long>(ttl.count()), &taken);
+    if (status != KILN_REMOTE_OK) {
+      return unexpected(failure(status));
+    }
+    return taken != 0;
+  }
+
+  expected<void, Failure> release_lease(const Key& key, std::string_view holder) override {
+    int status = m_api->lease_release(m_handle, key.name().c_str(), holder.data(), holder.size());
+    if (status != KILN_REMOTE_OK) {
+      return unexpected(failure(status));
+    }
+    return {};
+  }
+
+  expected<bool, Failure> lease_held(const Key& key) override {
+    int held = 0;
+    int status = m_api->lease_held(m_handle, key.name().c_str(), &held);
+    if (status != KILN_REMOTE_OK) {
+      return unexpected(failure(status));
+    }
+    return held != 0;
+  }
+
+  bool supports_leases() const override { return m_name == "s3" || m_name == "redis"; }
+
   Error last_problem() const override { return m_last_error; }
 
  private:

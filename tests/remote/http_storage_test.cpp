@@ -255,5 +255,20 @@ TEST(HttpStorage, ConnectionRefusedIsError) {
   EXPECT_EQ(storage.exists(key_of("refused")).error(), Failure::error);
 }
 
+TEST(HttpStorage, NoLeases) {
+  using namespace std::chrono_literals;
+  SilentServer server;
+  HttpSettings s;
+  s.url = "http://127.0.0.1:" + std::to_string(server.port());
+  TestHttpStorage storage(s);
+  EXPECT_FALSE(storage.supports_leases());
+  Key key = key_of("lease");
+  EXPECT_EQ(storage.acquire_lease(key, "a", 5s).error(), Failure::error);
+  EXPECT_EQ(storage.last_error(), "leases are not supported by the HTTP level");
+  EXPECT_EQ(storage.release_lease(key, "a").error(), Failure::error);
+  EXPECT_EQ(storage.lease_held(key).error(), Failure::error);
+  EXPECT_FALSE(server.connected());
+}
+
 }  // namespace
 }  // namespace kiln::storage

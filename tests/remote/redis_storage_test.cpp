@@ -4,8 +4,11 @@
 
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "kiln/storage/plugin_storage.hpp"
+#include "kiln/storage/remote_settings_text.hpp"
 #include "kiln/util/hash.hpp"
 #include "redis_fixture.hpp"
 
@@ -337,6 +340,115 @@ TEST_F(RedisStorageTest, ConnectionClosedByServerIsRetried) {
   EXPECT_EQ(storage.get(key).value_or(""), "v");
 }
 
+// --- In-flight leases ----------------------------------------------------
+
+TEST_F(RedisStorageTest, LeaseHasOneHolderUntilReleased) {
+  using namespace std::chrono_literals;
+  RedisStorage a(settings());
+  RedisStorage b(settings());
+  Key key = key_of("lease", EntryKind::manifest);
+  ASSERT_TRUE(a.supports_leases());
+  EXPECT_EQ(b.lease_held(key).value_or(true), false) << b.last_error();
+
+  auto taken = a.acquire_lease(key, "host-a:1:x", 30s);
+  ASSERT_TRUE(taken) << a.last_error();
+  EXPECT_TRUE(*taken);
+  EXPECT_EQ(a.acquire_lease(key, "host-a:1:x", 30s).value_or(false), true) << "a holds it already";
+  taken = b.acquire_lease(key, "host-b:2:y", 30s);
+  ASSERT_TRUE(taken) << b.last_error();
+  EXPECT_FALSE(*taken);
+  EXPECT_EQ(b.lease_held(key).value_or(false), true);
+  EXPECT_EQ(b.lease_held(key_of("no lease here", EntryKind::manifest)).value_or(true), false);
+
+  // Only the holder ends it.
+  ASSERT_TRUE(b.release_lease(key, "host-b:2:y")) << b.last_error();
+  EXPECT_EQ(b.lease_held(key).value_or(false), true);
+  EXPECT_EQ(b.acquire_lease(key, "host-b:2:y", 30s).value_or(true), false);
+  ASSERT_TRUE(a.release_lease(key, "host-a:1:x")) << a.last_error();
+  EXPECT_EQ(b.lease_held(key).value_or(true), false);
+  ASSERT_TRUE(a.release_lease(key, "host-a:1:x")) << "releasing a lease that is gone is no failure";
+
+  EXPECT_EQ(b.acquire_lease(key, "host-b:2:y", 30s).value_or(false), true);
+  EXPECT_EQ(a.acquire_lease(key, "host-a:1:x", 30s).value_or(true), false);
+  ASSERT_TRUE(b.release_lease(key, "host-b:2:y"));
+  EXPECT_EQ(a.last_error(), "");
+  EXPECT_EQ(b.last_error(), "");
+}
+
+TEST_F(RedisStorageTest, ExpiredLeaseCanBeTakenByAnother) {
+  using namespace std::chrono_literals;
+  RedisStorage a(settings());
+  RedisStorage b(settings());
+  Key key = key_of("lease expiry", EntryKind::manifest);
+  ASSERT_EQ(a.acquire_lease(key, "a", 200ms).value_or(false), true) << a.last_error();
+  EXPECT_EQ(b.acquire_lease(key, "b", 200ms).value_or(true), false);
+  std::this_thread::sleep_for(400ms);
+  EXPECT_EQ(b.lease_held(key).value_or(true), false);
+  EXPECT_EQ(b.acquire_lease(key, "b", 10s).value_or(false), true) << b.last_error();
+  // The first holder, late, does not end the new holder's lease.
+  ASSERT_TRUE(a.release_lease(key, "a")) << a.last_error();
+  EXPECT_EQ(a.lease_held(key).value_or(false), true);
+  ASSERT_TRUE(b.release_lease(key, "b"));
+}
+
+TEST_F(RedisStorageTest, LeaseKeyLayout) {
+  using namespace std::chrono_literals;
+  RedisSettings s = settings();
+  s.key_prefix = "kiln:";
+  RedisStorage storage(s);
+  Key key = key_of("lease layout", EntryKind::manifest);
+  const std::string lease_key = "kiln:lease:" + key.name();
+  EXPECT_EQ(storage.lease_key(key), lease_key);
+  ASSERT_EQ(storage.acquire_lease(key, "host:42:nonce", 60s).value_or(false), true)
+      << storage.last_error();
+  EXPECT_EQ(storage.exists(key).value_or(true), false) << "a lease is not an entry";
+  test::RawReply keys = m_server.command({"KEYS", "*"});
+  EXPECT_EQ(keys.elements, std::vector<std::string>{lease_key});
+  EXPECT_EQ(m_server.command({"GET", lease_key}).text, "host:42:nonce");
+  long long pttl = m_server.command({"PTTL", lease_key}).integer;
+  EXPECT_GT(pttl, 50000);
+  EXPECT_LE(pttl, 60000);
+  // An entry under the same key does not disturb the lease, nor it the entry.
+  ASSERT_TRUE(storage.put(key, "manifest"));
+  EXPECT_EQ(storage.lease_held(key).value_or(false), true);
+  ASSERT_TRUE(storage.release_lease(key, "host:42:nonce"));
+  EXPECT_EQ(storage.get(key).value_or(""), "manifest");
+  EXPECT_EQ(m_server.command({"EXISTS", lease_key}).integer, 0);
+}
+
+TEST_F(RedisStorageTest, ReadOnlyTakesNoLease) {
+  using namespace std::chrono_literals;
+  RedisSettings s = settings();
+  s.common.read_only = true;
+  RedisStorage storage(s);
+  Key key = key_of("ro lease", EntryKind::manifest);
+  EXPECT_EQ(storage.acquire_lease(key, "a", 5s).error(), Failure::error);
+  EXPECT_TRUE(contains(storage.last_error(), "read-only"));
+  EXPECT_EQ(storage.release_lease(key, "a").error(), Failure::error);
+  EXPECT_EQ(storage.lease_held(key).value_or(true), false);
+  EXPECT_EQ(m_server.command({"DBSIZE"}).integer, 0);
+}
+
+TEST_F(RedisStorageTest, LeaseThroughThePlugin) {
+  using namespace std::chrono_literals;
+  auto opened = open_remote_storage("redis", to_text(settings()), KILN_PLUGIN_DIR);
+  ASSERT_TRUE(opened) << opened.error();
+  Storage& plugin = **opened;
+  RedisStorage other(settings());
+  Key key = key_of("lease through the plugin", EntryKind::manifest);
+  ASSERT_TRUE(plugin.supports_leases());
+  EXPECT_EQ(plugin.lease_held(key).value_or(true), false) << plugin.last_error();
+  EXPECT_EQ(plugin.acquire_lease(key, "plugin:1:a", 30s).value_or(false), true)
+      << plugin.last_error();
+  EXPECT_EQ(other.acquire_lease(key, "other:2:b", 30s).value_or(true), false);
+  EXPECT_EQ(plugin.lease_held(key).value_or(false), true);
+  ASSERT_TRUE(plugin.release_lease(key, "other:2:b")) << plugin.last_error();
+  EXPECT_EQ(other.lease_held(key).value_or(false), true);
+  ASSERT_TRUE(plugin.release_lease(key, "plugin:1:a")) << plugin.last_error();
+  EXPECT_EQ(other.lease_held(key).value_or(true), false);
+  EXPECT_EQ(other.acquire_lease(key, "other:2:b", 30s).value_or(false), true);
+}
+
 TEST(RedisStorageFailureTest, ConnectionRefused) {
   int port = test::free_tcp_port();
   RedisStorage storage(settings_for(tcp_url(port)));
@@ -455,6 +567,20 @@ TEST(RedisStoragePasswordTest, AclUser) {
   RedisStorage outside(settings_for(tcp_url(server.port(), "builder:b-pass")));
   EXPECT_EQ(outside.get(key).error(), Failure::access_denied);
   EXPECT_TRUE(contains(outside.last_error(), "denied GET"));
+}
+
+TEST(RedisStoragePasswordTest, AclWithoutScriptingCannotReleaseLeases) {
+  using namespace std::chrono_literals;
+  test::RedisServer server("secret");
+  server.command({"ACL", "SETUSER", "builder", "on", ">b-pass", "~kiln:*", "+@all", "-@scripting"});
+  RedisSettings s = settings_for(tcp_url(server.port(), "builder:b-pass"));
+  s.key_prefix = "kiln:";
+  RedisStorage storage(s);
+  Key key = key_of("acl lease", EntryKind::manifest);
+  EXPECT_EQ(storage.acquire_lease(key, "a", 30s).value_or(false), true) << storage.last_error();
+  EXPECT_EQ(storage.release_lease(key, "a").error(), Failure::access_denied);
+  EXPECT_TRUE(contains(storage.last_error(), "denied EVAL"));
+  EXPECT_EQ(storage.lease_held(key).value_or(false), true);
 }
 
 TEST(RedisStoragePasswordTest, PasswordForServerWithoutOne) {

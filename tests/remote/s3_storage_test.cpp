@@ -8,8 +8,11 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 
+#include "kiln/storage/plugin_storage.hpp"
 #include "kiln/storage/remote/s3_credentials.hpp"
+#include "kiln/storage/remote_settings_text.hpp"
 #include "kiln/util/file.hpp"
 #include "kiln/util/hash.hpp"
 #include "kiln/util/hex.hpp"
@@ -26,6 +29,11 @@ constexpr const char* k_role_arn = "arn:aws:iam::123456789012:role/kiln-ci";
 
 Key key_of(std::string_view text) {
   return Key{util::Hasher().update(text).finish()};
+}
+
+// Leases are taken on manifest keys.
+Key manifest_of(std::string_view text) {
+  return Key{util::Hasher().update(text).finish(), EntryKind::manifest};
 }
 
 // An environment holding only `vars`: the tests never read the real one.
@@ -433,6 +441,133 @@ TEST_F(S3StorageTest, EnvironmentCredentials) {
   expect_round_trip(storage, key_of("env"), "from the environment");
 }
 
+// --- In-flight leases -----------------------------------------------------
+
+TEST_F(S3StorageTest, LeaseHasOneHolderUntilReleased) {
+  using namespace std::chrono_literals;
+  S3Storage a(settings(), env_of());
+  S3Storage b(settings(), env_of());
+  Key key = manifest_of("lease one holder");
+  ASSERT_TRUE(a.supports_leases());
+  EXPECT_EQ(b.lease_held(key).value_or(true), false) << b.last_error();
+
+  auto taken = a.acquire_lease(key, "host-a:1:x", 30s);
+  ASSERT_TRUE(taken) << a.last_error();
+  EXPECT_TRUE(*taken);
+  EXPECT_EQ(a.acquire_lease(key, "host-a:1:x", 30s).value_or(false), true) << "a holds it already";
+  taken = b.acquire_lease(key, "host-b:2:y", 30s);
+  ASSERT_TRUE(taken) << b.last_error();
+  EXPECT_FALSE(*taken);
+  EXPECT_EQ(b.lease_held(key).value_or(false), true) << b.last_error();
+  EXPECT_EQ(b.lease_held(manifest_of("no lease here")).value_or(true), false);
+
+  // Only the holder ends it.
+  ASSERT_TRUE(b.release_lease(key, "host-b:2:y")) << b.last_error();
+  EXPECT_EQ(b.lease_held(key).value_or(false), true);
+  EXPECT_EQ(b.acquire_lease(key, "host-b:2:y", 30s).value_or(true), false);
+  ASSERT_TRUE(a.release_lease(key, "host-a:1:x")) << a.last_error();
+  EXPECT_EQ(b.lease_held(key).value_or(true), false);
+  ASSERT_TRUE(a.release_lease(key, "host-a:1:x")) << "releasing a lease that is gone is no failure";
+
+  EXPECT_EQ(b.acquire_lease(key, "host-b:2:y", 30s).value_or(false), true) << b.last_error();
+  EXPECT_EQ(a.acquire_lease(key, "host-a:1:x", 30s).value_or(true), false);
+  ASSERT_TRUE(b.release_lease(key, "host-b:2:y"));
+  EXPECT_EQ(a.last_error(), "");
+  EXPECT_EQ(b.last_error(), "");
+}
+
+TEST_F(S3StorageTest, ExpiredLeaseCanBeTakenByAnother) {
+  using namespace std::chrono_literals;
+  S3Storage a(settings(), env_of());
+  S3Storage b(settings(), env_of());
+  Key key = manifest_of("lease expiry");
+  ASSERT_EQ(a.acquire_lease(key, "a", 200ms).value_or(false), true) << a.last_error();
+  EXPECT_EQ(b.acquire_lease(key, "b", 200ms).value_or(true), false) << b.last_error();
+  std::this_thread::sleep_for(400ms);
+  EXPECT_EQ(b.lease_held(key).value_or(true), false) << b.last_error();
+  EXPECT_EQ(b.acquire_lease(key, "b", 10s).value_or(false), true) << b.last_error();
+  EXPECT_EQ(a.lease_held(key).value_or(false), true);
+  // The first holder, late, does not end the new holder's lease.
+  ASSERT_TRUE(a.release_lease(key, "a")) << a.last_error();
+  EXPECT_EQ(a.lease_held(key).value_or(false), true);
+  ASSERT_TRUE(b.release_lease(key, "b"));
+}
+
+TEST_F(S3StorageTest, LeaseObjectLayout) {
+  using namespace std::chrono_literals;
+  boto3(R"(s3.create_bucket(Bucket="leases"))");
+  S3Settings s = settings("leases");
+  s.key_prefix = "/team/kiln/";
+  S3Storage storage(s, env_of());
+  Key key = manifest_of("lease layout");
+  EXPECT_EQ(storage.lease_object_key(key), "team/kiln/leases/" + key.name());
+  auto before = std::chrono::system_clock::now();
+  ASSERT_EQ(storage.acquire_lease(key, "host:42:nonce", 60s).value_or(false), true)
+      << storage.last_error();
+  EXPECT_EQ(storage.exists(key).value_or(true), false) << "a lease is not an entry";
+
+  std::string listing = boto3(R"(
+for o in s3.list_objects_v2(Bucket="leases")["Contents"]:
+    print(o["Key"], s3.get_object(Bucket="leases", Key=o["Key"])["Body"].read().decode())
+)");
+  std::istringstream in(listing);
+  std::string object, holder;
+  int64_t expiry_ms = 0;
+  in >> object >> expiry_ms >> holder;
+  EXPECT_EQ(object, "team/kiln/leases/" + key.name()) << listing;
+  EXPECT_EQ(holder, "host:42:nonce") << listing;
+  int64_t before_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(before.time_since_epoch()).count();
+  EXPECT_GE(expiry_ms, before_ms + 60000) << listing;
+  EXPECT_LT(expiry_ms, before_ms + 70000) << listing;
+}
+
+TEST_F(S3StorageTest, LeaseObjectThatDoesNotParseCountsAsExpired) {
+  using namespace std::chrono_literals;
+  S3Storage storage(settings(), env_of());
+  Key key = manifest_of("lease junk");
+  boto3(R"(s3.put_object(Bucket="kiln", Key="leases/)" + key.name() + R"(", Body=b"junk"))");
+  EXPECT_EQ(storage.lease_held(key).value_or(true), false) << storage.last_error();
+  EXPECT_EQ(storage.acquire_lease(key, "a", 10s).value_or(false), true) << storage.last_error();
+  EXPECT_EQ(storage.lease_held(key).value_or(false), true);
+  ASSERT_TRUE(storage.release_lease(key, "a"));
+}
+
+TEST_F(S3StorageTest, LeaseWithoutPermissionIsAccessDenied) {
+  using namespace std::chrono_literals;
+  S3Settings s = settings();
+  s.access_key_id = m_nobody_key;
+  s.secret_access_key = m_nobody_secret;
+  S3Storage storage(s, env_of());
+  Key key = manifest_of("lease denied");
+  EXPECT_EQ(storage.acquire_lease(key, "a", 10s).error(), Failure::access_denied);
+  EXPECT_TRUE(contains(storage.last_error(), "leases/" + key.name())) << storage.last_error();
+  EXPECT_TRUE(contains(storage.last_error(), "s3:PutObject")) << storage.last_error();
+  EXPECT_EQ(storage.lease_held(key).error(), Failure::access_denied);
+}
+
+TEST_F(S3StorageTest, LeaseThroughThePlugin) {
+  using namespace std::chrono_literals;
+  auto opened = open_remote_storage("s3", to_text(settings()), KILN_PLUGIN_DIR);
+  ASSERT_TRUE(opened) << opened.error();
+  Storage& plugin = **opened;
+  S3Storage other(settings(), env_of());
+  Key key = manifest_of("lease through the plugin");
+  ASSERT_TRUE(plugin.supports_leases());
+  EXPECT_EQ(plugin.lease_held(key).value_or(true), false) << plugin.last_error();
+  EXPECT_EQ(plugin.acquire_lease(key, "plugin:1:a", 30s).value_or(false), true)
+      << plugin.last_error();
+  EXPECT_EQ(other.acquire_lease(key, "other:2:b", 30s).value_or(true), false);
+  EXPECT_EQ(other.lease_held(key).value_or(false), true);
+  EXPECT_EQ(plugin.lease_held(key).value_or(false), true);
+  ASSERT_TRUE(plugin.release_lease(key, "other:2:b")) << plugin.last_error();
+  EXPECT_EQ(other.lease_held(key).value_or(false), true);
+  ASSERT_TRUE(plugin.release_lease(key, "plugin:1:a")) << plugin.last_error();
+  EXPECT_EQ(other.lease_held(key).value_or(true), false);
+  EXPECT_EQ(other.acquire_lease(key, "other:2:b", 30s).value_or(false), true);
+  ASSERT_TRUE(other.release_lease(key, "other:2:b"));
+}
+
 // Tests without a server.
 
 TEST(S3Storage, ConnectionRefusedIsErrorNamingTheEndpoint) {
@@ -536,6 +671,64 @@ TEST(S3Storage, RequestHeaders) {
   EXPECT_TRUE(get.starts_with("GET /b/" + key.relative_path() + " HTTP/1.1\r\n")) << get;
   EXPECT_FALSE(contains(get, "Authorization")) << get;
   EXPECT_FALSE(contains(get, "x-amz-")) << get;
+}
+
+TEST(S3Storage, LeasePutIsConditionalAndSigned) {
+  using namespace std::chrono_literals;
+  test::RecordingServer server(200, "");
+  S3Settings s;
+  s.bucket = "b";
+  s.endpoint = server.url();
+  s.path_style = true;
+  S3Storage storage(
+      s, env_of({{"AWS_ACCESS_KEY_ID", "AKIAENV"}, {"AWS_SECRET_ACCESS_KEY", "secret"}}));
+  Key key = manifest_of("conditional");
+  auto taken = storage.acquire_lease(key, "host:1:n", 5s);
+  ASSERT_TRUE(taken) << storage.last_error();
+  EXPECT_TRUE(*taken);
+  auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  const std::string& put = requests[0];
+  EXPECT_TRUE(put.starts_with("PUT /b/leases/" + key.name() + " HTTP/1.1\r\n")) << put;
+  EXPECT_TRUE(contains(put, "\r\nIf-None-Match: *\r\n")) << put;
+  EXPECT_TRUE(contains(put, "if-none-match;")) << "signed: " << put;
+  EXPECT_TRUE(contains(put, " host:1:n")) << put;
+}
+
+TEST(S3Storage, ReadOnlyTakesNoLease) {
+  using namespace std::chrono_literals;
+  SilentServer server;
+  S3Settings s;
+  s.bucket = "b";
+  s.endpoint = "127.0.0.1:" + std::to_string(server.port());
+  s.use_ssl = false;
+  s.path_style = true;
+  s.access_key_id = "AKIA0";
+  s.secret_access_key = "secret";
+  s.common.read_only = true;
+  S3Storage storage(s, env_of());
+  EXPECT_EQ(storage.acquire_lease(manifest_of("x"), "a", 5s).error(), Failure::error);
+  EXPECT_TRUE(contains(storage.last_error(), "read-only")) << storage.last_error();
+  EXPECT_EQ(storage.release_lease(manifest_of("x"), "a").error(), Failure::error);
+  EXPECT_FALSE(server.connected());
+}
+
+TEST(S3Storage, LeaseRequestTimesOut) {
+  using namespace std::chrono_literals;
+  SilentServer server;
+  S3Settings s;
+  s.bucket = "b";
+  s.endpoint = "http://127.0.0.1:" + std::to_string(server.port());
+  s.path_style = true;
+  s.access_key_id = "AKIA0";
+  s.secret_access_key = "secret";
+  s.common.request_timeout_ms = 600;
+  S3Storage storage(s, env_of());
+  Key key = manifest_of("slow lease");
+  EXPECT_EQ(storage.acquire_lease(key, "a", 5s).error(), Failure::timeout);
+  EXPECT_TRUE(contains(storage.last_error(), "timed out")) << storage.last_error();
+  EXPECT_TRUE(contains(storage.last_error(), "leases/" + key.name())) << storage.last_error();
+  EXPECT_EQ(storage.lease_held(key).error(), Failure::timeout);
 }
 
 TEST(S3Storage, UrlsAndObjectKeys) {

@@ -119,6 +119,23 @@ Failure HttpStorage::read_only_failure(std::string_view method) {
                                                " not sent"));
 }
 
+Failure HttpStorage::no_leases() {
+  return fail(Error::plain(Failure::error, "leases are not supported by the HTTP level"));
+}
+
+expected<bool, Failure> HttpStorage::acquire_lease(const Key&, std::string_view,
+                                                   std::chrono::milliseconds) {
+  return unexpected(no_leases());
+}
+
+expected<void, Failure> HttpStorage::release_lease(const Key&, std::string_view) {
+  return unexpected(no_leases());
+}
+
+expected<bool, Failure> HttpStorage::lease_held(const Key&) {
+  return unexpected(no_leases());
+}
+
 expected<std::string, Failure> HttpStorage::get(const Key& key) {
   auto response = send("GET", key);
   if (!response) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -24,6 +25,9 @@ namespace kiln::storage {
 //
 // The transport is the caller's choice (plugin.cpp): libcurl in
 // libkiln-remote.so, the socket client in libkiln-http.so.
+//
+// No leases (supports_leases() is false): a plain HTTP server has no
+// create-if-absent, so the lease calls fail with error without sending.
 class HttpStorage : public Storage {
  public:
   // `client` (owned, not null) sends the requests; the settings' timeouts
@@ -38,6 +42,10 @@ class HttpStorage : public Storage {
   expected<void, Failure> put(const Key& key, std::string_view value) override;
   expected<void, Failure> remove(const Key& key) override;
   expected<bool, Failure> exists(const Key& key) override;
+  expected<bool, Failure> acquire_lease(const Key& key, std::string_view holder,
+                                        std::chrono::milliseconds ttl) override;
+  expected<void, Failure> release_lease(const Key& key, std::string_view holder) override;
+  expected<bool, Failure> lease_held(const Key& key) override;
   Error last_problem() const override { return m_error; }
 
   // The URL of a key's object.
@@ -52,6 +60,7 @@ class HttpStorage : public Storage {
   Failure status_failure(std::string_view method, const Key& key,
                          const net::HttpResponse& response);
   Failure read_only_failure(std::string_view method);
+  Failure no_leases();
   // Records `e` as the last failure; returns its kind.
   Failure fail(Error e);
   // The start of the URL of every key: <url>/, without user info.

@@ -1,4 +1,5 @@
 // The remote-storage plugins: the remote backends behind the C boundary of plugin_abi.h.
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -137,6 +138,37 @@ int remove_remote(void* handle, const char* key) {
   });
 }
 
+int lease_acquire_remote(void* handle, const char* key, const char* holder, size_t holder_len,
+                         long long ttl_ms, int* taken) {
+  return guarded(handle, key, [&](Storage& s, const Key& k) {
+    auto r =
+        s.acquire_lease(k, std::string_view(holder, holder_len), std::chrono::milliseconds(ttl_ms));
+    if (!r) {
+      return status_of(r.error());
+    }
+    *taken = *r ? 1 : 0;
+    return static_cast<int>(KILN_REMOTE_OK);
+  });
+}
+
+int lease_release_remote(void* handle, const char* key, const char* holder, size_t holder_len) {
+  return guarded(handle, key, [&](Storage& s, const Key& k) {
+    auto r = s.release_lease(k, std::string_view(holder, holder_len));
+    return r ? static_cast<int>(KILN_REMOTE_OK) : status_of(r.error());
+  });
+}
+
+int lease_held_remote(void* handle, const char* key, int* held) {
+  return guarded(handle, key, [&](Storage& s, const Key& k) {
+    auto r = s.lease_held(k);
+    if (!r) {
+      return status_of(r.error());
+    }
+    *held = *r ? 1 : 0;
+    return static_cast<int>(KILN_REMOTE_OK);
+  });
+}
+
 void last_error_remote(void* handle, kiln_remote_error* out) {
   const Error& e = static_cast<Handle*>(handle)->error;
   out->message = e.message.c_str();
@@ -149,8 +181,9 @@ void close_remote(void* handle) {
 }
 
 const kiln_remote_api k_api = {
-    KILN_REMOTE_ABI_VERSION, open_remote,   get_remote,        put_remote,
-    exists_remote,           remove_remote, last_error_remote, close_remote,
+    KILN_REMOTE_ABI_VERSION, open_remote,          get_remote,        put_remote,
+    exists_remote,           remove_remote,        last_error_remote, close_remote,
+    lease_acquire_remote,    lease_release_remote, lease_held_remote,
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <ctime>
 #include <utility>
@@ -146,6 +147,10 @@ Failure RedisStorage::fail(Failure failure, std::string message) {
 
 std::string RedisStorage::redis_key(const Key& key) const {
   return m_settings.key_prefix + key.name();
+}
+
+std::string RedisStorage::lease_key(const Key& key) const {
+  return m_settings.key_prefix + "lease:" + key.name();
 }
 
 void RedisStorage::disconnect() {
@@ -426,6 +431,68 @@ expected<void, Failure> RedisStorage::remove(const Key& key) {
 
 expected<bool, Failure> RedisStorage::exists(const Key& key) {
   auto reply = command({"EXISTS", redis_key(key)});
+  if (!reply) {
+    return unexpected(reply.error().failure);
+  }
+  if ((*reply)->type != REDIS_REPLY_INTEGER) {
+    return unexpected(unexpected_reply("EXISTS", **reply));
+  }
+  return (*reply)->integer > 0;
+}
+
+expected<bool, Failure> RedisStorage::acquire_lease(const Key& key, std::string_view holder,
+                                                    std::chrono::milliseconds ttl) {
+  if (m_settings.common.read_only) {
+    return unexpected(refuse_write("SET"));
+  }
+  const std::string lease_key = this->lease_key(key);
+  // PX 0 is an error reply; a lease lives at least a millisecond.
+  const std::string ttl_ms = std::to_string(std::max<int64_t>(ttl.count(), 1));
+  auto reply = command({"SET", lease_key, holder, "NX", "PX", ttl_ms});
+  if (!reply) {
+    return unexpected(reply.error().failure);
+  }
+  if ((*reply)->type == REDIS_REPLY_STATUS) {
+    return true;
+  }
+  if ((*reply)->type != REDIS_REPLY_NIL) {
+    return unexpected(unexpected_reply("SET", **reply));
+  }
+  // Someone holds it; this holder, if it took it before.
+  auto current = command({"GET", lease_key});
+  if (!current) {
+    return unexpected(current.error().failure);
+  }
+  if ((*current)->type == REDIS_REPLY_STRING) {
+    return reply_text(**current) == holder;
+  }
+  if ((*current)->type != REDIS_REPLY_NIL) {
+    return unexpected(unexpected_reply("GET", **current));
+  }
+  return false;  // it ended between the two commands: held a moment ago
+}
+
+expected<void, Failure> RedisStorage::release_lease(const Key& key, std::string_view holder) {
+  if (m_settings.common.read_only) {
+    return unexpected(refuse_write("EVAL"));
+  }
+  // Compare and delete in one step: a lease that expired and was taken by
+  // another holder meanwhile stays theirs.
+  static constexpr std::string_view k_release =
+      "if redis.call('get',KEYS[1])==ARGV[1] then return redis.call('del',KEYS[1]) "
+      "else return 0 end";
+  auto reply = command({"EVAL", k_release, "1", lease_key(key), holder});
+  if (!reply) {
+    return unexpected(reply.error().failure);
+  }
+  if ((*reply)->type != REDIS_REPLY_INTEGER) {
+    return unexpected(unexpected_reply("EVAL", **reply));
+  }
+  return {};
+}
+
+expected<bool, Failure> RedisStorage::lease_held(const Key& key) {
+  auto reply = command({"EXISTS", lease_key(key)});
   if (!reply) {
     return unexpected(reply.error().failure);
   }

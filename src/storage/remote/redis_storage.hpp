@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -41,6 +42,13 @@ RedisErrorReply classify_redis_error(std::string_view message);
 // or GET + EXPIRE on servers older than 6.2), so keys in use do not expire;
 // with read_only nothing is written or refreshed.
 //
+// In-flight leases are plain string keys too, apart from the entries:
+//     <key_prefix>lease:<Key::name()>   holding the holder, with a TTL
+// taken with SET NX PX (so that only one holder can create it and it expires
+// by itself; when it exists, a GET tells whether this holder holds it
+// already), ended with a compare-and-delete script (EVAL: only by its
+// holder) and probed with EXISTS. With read_only no lease is taken or ended.
+//
 // The connection is opened on first use (connect_timeout_ms for the TCP
 // connect; AUTH, then SELECT when db != 0) and reused. request_timeout_ms
 // bounds each socket read or write (SO_RCVTIMEO/SO_SNDTIMEO), so a stalled
@@ -80,6 +88,14 @@ class RedisStorage : public Storage {
 
   // The Redis key an entry is stored under: key_prefix + key.name().
   std::string redis_key(const Key& key) const;
+  // The Redis key of the lease on `key`: key_prefix + "lease:" + key.name().
+  std::string lease_key(const Key& key) const;
+
+  expected<bool, Failure> acquire_lease(const Key& key, std::string_view holder,
+                                        std::chrono::milliseconds ttl) override;
+  expected<void, Failure> release_lease(const Key& key, std::string_view holder) override;
+  expected<bool, Failure> lease_held(const Key& key) override;
+  bool supports_leases() const override { return true; }
 
  private:
   struct ReplyDeleter {

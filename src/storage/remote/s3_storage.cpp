@@ -34,6 +34,30 @@ std::string encode_path(std::string_view path) {
   return out;
 }
 
+// The lease on `key`, as a path under the prefix.
+std::string lease_path(const Key& key) {
+  return "leases/" + key.name();
+}
+
+// A lease object's body, "<expiry, unix epoch ms> <holder>"; nullopt when it
+// is not one.
+struct LeaseRecord {
+  int64_t expiry_ms = 0;
+  std::string_view holder;
+};
+
+std::optional<LeaseRecord> parse_lease(std::string_view body) {
+  size_t space = body.find(' ');
+  if (space == std::string_view::npos) {
+    return std::nullopt;
+  }
+  auto expiry = util::parse_int(body.substr(0, space));
+  if (!expiry) {
+    return std::nullopt;
+  }
+  return LeaseRecord{*expiry, body.substr(space + 1)};
+}
+
 std::string_view permission_for(std::string_view method) {
   if (method == "PUT") {
     return "s3:PutObject";
@@ -70,17 +94,29 @@ S3Storage::S3Storage(S3Settings settings, EnvLookup env, const util::Clock& cloc
 
 S3Storage::~S3Storage() = default;
 
+std::string S3Storage::object_key_at(std::string_view path) const {
+  return m_prefix.empty() ? std::string(path) : m_prefix + "/" + std::string(path);
+}
+
+std::string S3Storage::object_url_at(std::string_view path) const {
+  std::string encoded = encode_path(object_key_at(path));
+  if (m_settings.path_style) {
+    return m_scheme + "://" + m_endpoint + "/" + net::percent_encode(m_settings.bucket) + "/" +
+           encoded;
+  }
+  return m_scheme + "://" + m_settings.bucket + "." + m_endpoint + "/" + encoded;
+}
+
 std::string S3Storage::object_key(const Key& key) const {
-  return m_prefix.empty() ? key.relative_path() : m_prefix + "/" + key.relative_path();
+  return object_key_at(key.relative_path());
 }
 
 std::string S3Storage::object_url(const Key& key) const {
-  std::string path = encode_path(object_key(key));
-  if (m_settings.path_style) {
-    return m_scheme + "://" + m_endpoint + "/" + net::percent_encode(m_settings.bucket) + "/" +
-           path;
-  }
-  return m_scheme + "://" + m_settings.bucket + "." + m_endpoint + "/" + path;
+  return object_url_at(key.relative_path());
+}
+
+std::string S3Storage::lease_object_key(const Key& key) const {
+  return object_key_at(lease_path(key));
 }
 
 Failure S3Storage::fail(Failure failure, std::string message) {
@@ -88,33 +124,40 @@ Failure S3Storage::fail(Failure failure, std::string message) {
   return failure;
 }
 
-Failure S3Storage::fail(Failure failure, std::string_view before, const Key& key,
+Failure S3Storage::fail(Failure failure, std::string_view before, std::string_view path,
                         std::string_view after) {
   std::string where = std::string(before) + "s3://" + m_settings.bucket + "/";
   if (!m_prefix.empty()) {
     where += m_prefix + "/";
   }
-  m_error = Error::naming(failure, std::move(where), key.relative_path(), after);
+  m_error = Error::naming(failure, std::move(where), std::string(path), after);
   return failure;
 }
 
-expected<net::HttpResponse, Failure> S3Storage::send(std::string_view method, const Key& key,
-                                                     std::string_view body) {
+Failure S3Storage::read_only(std::string_view method) {
+  return fail(Failure::error, "S3: bucket '" + m_settings.bucket + "' is configured read-only; " +
+                                  std::string(method) + " not sent");
+}
+
+expected<net::HttpResponse, Failure> S3Storage::send(std::string_view method, std::string_view path,
+                                                     std::string_view body,
+                                                     std::vector<std::string> headers) {
   auto creds = m_credentials.get();
   if (!creds) {
     return unexpected(fail(creds.error().failure, creds.error().message));
   }
   m_used = *creds;
   if (m_used.anonymous() && (method == "PUT" || method == "DELETE")) {
-    return unexpected(fail(Failure::access_denied, "S3: cannot " + std::string(method) + " ", key,
+    return unexpected(fail(Failure::access_denied, "S3: cannot " + std::string(method) + " ", path,
                            " without credentials (" + m_used.source +
                                "); provide credentials or make the S3 level read-only"));
   }
 
   net::HttpRequest request;
   request.method = std::string(method);
-  request.url = object_url(key);
+  request.url = object_url_at(path);
   request.body = body;
+  request.headers = std::move(headers);
   const std::string& sse = m_settings.server_side_encryption;
   if (method == "PUT" && !sse.empty()) {
     request.headers.push_back("x-amz-server-side-encryption: " + sse);
@@ -140,7 +183,7 @@ expected<net::HttpResponse, Failure> S3Storage::send(std::string_view method, co
   std::string endpoint = m_scheme + "://" + m_endpoint;
   switch (e.kind) {
     case net::TransportError::timeout:
-      return unexpected(fail(Failure::timeout, "S3: " + std::string(method) + " ", key,
+      return unexpected(fail(Failure::timeout, "S3: " + std::string(method) + " ", path,
                              " at " + endpoint + " timed out (" + e.message + ")"));
     case net::TransportError::cannot_connect:
       return unexpected(fail(Failure::error, "cannot connect to S3 endpoint " + endpoint + " (" +
@@ -151,11 +194,11 @@ expected<net::HttpResponse, Failure> S3Storage::send(std::string_view method, co
     case net::TransportError::other:
       break;
   }
-  return unexpected(fail(Failure::error, "S3: " + std::string(method) + " ", key,
+  return unexpected(fail(Failure::error, "S3: " + std::string(method) + " ", path,
                          " at " + endpoint + " failed: " + e.message));
 }
 
-Failure S3Storage::status_failure(std::string_view method, const Key& key,
+Failure S3Storage::status_failure(std::string_view method, std::string_view path,
                                   const net::HttpResponse& response) {
   std::string code = aws_xml_value(response.body, "Code").value_or("");
   std::string message = aws_xml_value(response.body, "Message").value_or("");
@@ -176,7 +219,7 @@ Failure S3Storage::status_failure(std::string_view method, const Key& key,
   }
   if (code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" ||
       ((response.status == 301 || response.status == 307) && region)) {
-    return fail(Failure::error, before, key,
+    return fail(Failure::error, before, path,
                 what + "; the bucket '" + m_settings.bucket + "' is in region " +
                     region.value_or("(unknown)") + ", not " + m_settings.region +
                     " (check KILN_S3_REGION)");
@@ -201,14 +244,15 @@ Failure S3Storage::status_failure(std::string_view method, const Key& key,
             " permission on bucket '" + m_settings.bucket +
             "' (IAM or bucket policy), or the keys or session token are wrong or expired";
     }
-    return fail(Failure::access_denied, before, key,
+    return fail(Failure::access_denied, before, path,
                 what + " with credentials from " + m_used.source + ": " + fix);
   }
-  return fail(Failure::error, before, key, what);
+  return fail(Failure::error, before, path, what);
 }
 
 expected<std::string, Failure> S3Storage::get(const Key& key) {
-  auto response = send("GET", key);
+  const std::string path = key.relative_path();
+  auto response = send("GET", path);
   if (!response) {
     return unexpected(response.error());
   }
@@ -219,30 +263,30 @@ expected<std::string, Failure> S3Storage::get(const Key& key) {
       aws_xml_value(response->body, "Code").value_or("NoSuchKey") == "NoSuchKey") {
     return unexpected(Failure::not_found);
   }
-  return unexpected(status_failure("GET", key, *response));
+  return unexpected(status_failure("GET", path, *response));
 }
 
 expected<void, Failure> S3Storage::put(const Key& key, std::string_view value) {
   if (m_settings.common.read_only) {
-    return unexpected(fail(Failure::error, "S3: bucket '" + m_settings.bucket +
-                                               "' is configured read-only; PUT not sent"));
+    return unexpected(read_only("PUT"));
   }
-  auto response = send("PUT", key, value);
+  const std::string path = key.relative_path();
+  auto response = send("PUT", path, value);
   if (!response) {
     return unexpected(response.error());
   }
   if (response->status >= 200 && response->status < 300) {
     return {};
   }
-  return unexpected(status_failure("PUT", key, *response));
+  return unexpected(status_failure("PUT", path, *response));
 }
 
 expected<void, Failure> S3Storage::remove(const Key& key) {
   if (m_settings.common.read_only) {
-    return unexpected(fail(Failure::error, "S3: bucket '" + m_settings.bucket +
-                                               "' is configured read-only; DELETE not sent"));
+    return unexpected(read_only("DELETE"));
   }
-  auto response = send("DELETE", key);
+  const std::string path = key.relative_path();
+  auto response = send("DELETE", path);
   if (!response) {
     return unexpected(response.error());
   }
@@ -253,11 +297,12 @@ expected<void, Failure> S3Storage::remove(const Key& key) {
       aws_xml_value(response->body, "Code").value_or("NoSuchKey") == "NoSuchKey") {
     return unexpected(Failure::not_found);
   }
-  return unexpected(status_failure("DELETE", key, *response));
+  return unexpected(status_failure("DELETE", path, *response));
 }
 
 expected<bool, Failure> S3Storage::exists(const Key& key) {
-  auto response = send("HEAD", key);
+  const std::string path = key.relative_path();
+  auto response = send("HEAD", path);
   if (!response) {
     return unexpected(response.error());
   }
@@ -267,7 +312,121 @@ expected<bool, Failure> S3Storage::exists(const Key& key) {
   if (response->status == 404) {
     return false;  // HEAD responses have no body: a missing bucket looks the same
   }
-  return unexpected(status_failure("HEAD", key, *response));
+  return unexpected(status_failure("HEAD", path, *response));
+}
+
+int64_t S3Storage::now_ms() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(m_clock.wall().time_since_epoch())
+      .count();
+}
+
+expected<S3Storage::LeaseBody, Failure> S3Storage::get_lease(std::string_view path) {
+  auto response = send("GET", path);
+  if (!response) {
+    return unexpected(response.error());
+  }
+  if (response->status == 200) {
+    return LeaseBody(std::move(response->body));
+  }
+  if (response->status == 404 &&
+      aws_xml_value(response->body, "Code").value_or("NoSuchKey") == "NoSuchKey") {
+    return LeaseBody();
+  }
+  return unexpected(status_failure("GET", path, *response));
+}
+
+expected<bool, Failure> S3Storage::create_lease(std::string_view path, std::string_view holder,
+                                                std::chrono::milliseconds ttl) {
+  const std::string body = std::to_string(now_ms() + ttl.count()) + " " + std::string(holder);
+  auto response = send("PUT", path, body, {"If-None-Match: *"});
+  if (!response) {
+    return unexpected(response.error());
+  }
+  if (response->status >= 200 && response->status < 300) {
+    return true;
+  }
+  // 412: the object exists; 409: a concurrent conditional write of it is
+  // under way (AWS: ConditionalRequestConflict).
+  if (response->status == 412 || response->status == 409) {
+    return false;
+  }
+  return unexpected(status_failure("PUT", path, *response));
+}
+
+expected<void, Failure> S3Storage::delete_lease(std::string_view path) {
+  auto response = send("DELETE", path);
+  if (!response) {
+    return unexpected(response.error());
+  }
+  if (response->status >= 200 && response->status < 300) {
+    return {};
+  }
+  if (response->status == 404 &&
+      aws_xml_value(response->body, "Code").value_or("NoSuchKey") == "NoSuchKey") {
+    return {};
+  }
+  return unexpected(status_failure("DELETE", path, *response));
+}
+
+expected<bool, Failure> S3Storage::acquire_lease(const Key& key, std::string_view holder,
+                                                 std::chrono::milliseconds ttl) {
+  if (m_settings.common.read_only) {
+    return unexpected(read_only("PUT"));
+  }
+  const std::string path = lease_path(key);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto created = create_lease(path, holder, ttl);
+    if (!created || *created || attempt > 0) {
+      return created;
+    }
+    auto current = get_lease(path);
+    if (!current) {
+      return unexpected(current.error());
+    }
+    if (!*current) {
+      continue;  // released between the PUT and the GET
+    }
+    auto lease = parse_lease(**current);
+    if (lease && lease->expiry_ms > now_ms()) {
+      return lease->holder == holder;  // live: held, unless by this holder
+    }
+    auto deleted = delete_lease(path);  // expired, or not a lease
+    if (!deleted) {
+      return unexpected(deleted.error());
+    }
+  }
+  return false;
+}
+
+expected<void, Failure> S3Storage::release_lease(const Key& key, std::string_view holder) {
+  if (m_settings.common.read_only) {
+    return unexpected(read_only("DELETE"));
+  }
+  const std::string path = lease_path(key);
+  auto current = get_lease(path);
+  if (!current) {
+    return unexpected(current.error());
+  }
+  if (!*current) {
+    return {};
+  }
+  auto lease = parse_lease(**current);
+  if (!lease || lease->holder != holder) {
+    return {};  // another holder's (its own ended and was taken again)
+  }
+  return delete_lease(path);
+}
+
+expected<bool, Failure> S3Storage::lease_held(const Key& key) {
+  auto current = get_lease(lease_path(key));
+  if (!current) {
+    return unexpected(current.error());
+  }
+  if (!*current) {
+    return false;
+  }
+  auto lease = parse_lease(**current);
+  return lease && lease->expiry_ms > now_ms();
 }
 
 }  // namespace kiln::storage
