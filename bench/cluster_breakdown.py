@@ -9,7 +9,7 @@ an empty cache) and sums what kiln's logs say of every job:
   worker  job_finished: setup_ms (decoding and the job's root), run_ms (the
           sandboxed compiler), total_ms (with the outputs read)
 
-    python3 bench/cluster_breakdown.py [--kiln build/bin/kiln]
+    python3 bench/cluster_breakdown.py [--kiln build/bin/kiln] [--local]
 """
 
 from __future__ import annotations
@@ -29,9 +29,19 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 from cluster import Cluster  # noqa: E402
 
 
+def busy_cpu_s() -> float:
+    """CPU time the whole machine spent busy (user, nice, system, irq), from
+    /proc/stat: the cluster's daemons and their compiles are not our children."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--kiln", default=str(ROOT / "build" / "bin" / "kiln"))
+    ap.add_argument("--local", action="store_true",
+                    help="also build it with plain g++ afterwards, for its time and CPU")
     args = ap.parse_args()
     kiln = Path(args.kiln).resolve()
     work = Path(tempfile.mkdtemp(prefix="kiln-breakdown-"))
@@ -49,9 +59,22 @@ def main() -> int:
                         "-Dgtest_build_samples=ON", "-DINSTALL_GTEST=OFF",
                         f"-DCMAKE_CXX_COMPILER_LAUNCHER={kiln}"],
                        env=env, check=True, capture_output=True)
+        busy = busy_cpu_s()
         t = time.monotonic()
         subprocess.run(["ninja", "-C", str(b), "-j2"], env=env, check=True, capture_output=True)
-        print(f"build: {time.monotonic() - t:.1f} s")
+        print(f"build: {time.monotonic() - t:.1f} s, the machine's CPU busy "
+              f"{busy_cpu_s() - busy:.1f} s")
+        if args.local:
+            lb = work / "local"
+            subprocess.run(["cmake", "-S", "/usr/src/googletest", "-B", str(lb), "-G", "Ninja",
+                            "-Dgtest_build_samples=ON", "-DINSTALL_GTEST=OFF"],
+                           env=c.env, check=True, capture_output=True)
+            busy = busy_cpu_s()
+            t = time.monotonic()
+            subprocess.run(["ninja", "-C", str(lb), "-j2"], env=c.env, check=True,
+                           capture_output=True)
+            print(f"local build: {time.monotonic() - t:.1f} s, the machine's CPU busy "
+                  f"{busy_cpu_s() - busy:.1f} s")
         client = [json.loads(line) for line in (work / "client.log").read_text().splitlines()]
         jobs = [j for j in client if j["event"] == "dist_compiled"]
         print(f"client: {len(jobs)} jobs, prepare {sum(j['prepare_ms'] for j in jobs)} ms, "
