@@ -14,7 +14,7 @@ Redis (redis-server):
 - a holder killed with SIGKILL frees a local lease at once: the waiters
   compile, long before the wait's limit.
 
-The compiler is a script that logs its calls and sleeps 2 s before a
+The compiler is a script that logs its calls and sleeps 3 s before a
 compile, so that the three processes overlap."""
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class InflightMixin:
     # --- helpers ---------------------------------------------------------------
 
     def slow_spy(self) -> tuple[Path, Path]:
-        """g++ behind a script that logs every call and sleeps 2 s before a compile."""
+        """g++ behind a script that logs every call and sleeps 3 s before a compile."""
         real = shutil.which("g++")
         d = self.dir / "spy"
         d.mkdir(exist_ok=True)
@@ -65,7 +65,7 @@ class InflightMixin:
         script.write_text(
             "#!/bin/sh\n"
             f"(IFS='\t'; printf '%s\\n' \"$*\") >> '{log}'\n"
-            "case \" $* \" in *\" -c \"*) sleep 2;; esac\n"
+            "case \" $* \" in *\" -c \"*) sleep 3;; esac\n"
             f"exec '{real}' \"$@\"\n")
         script.chmod(0o755)
         kilntest.age_file(script)
@@ -128,11 +128,14 @@ class InflightMixin:
             self.assertEqual(kilntest.read_bytes(t / "main.o"), want, f"wrong object in {t}")
         self.assertEqual(len(self.compiles(log)), 1, self.compiles(log))
         c = self.totals(machines)
-        self.assertEqual((c["miss"], c["inflight_hit"], c["direct_hit"]), (1, 2, 2), c)
+        self.assertEqual((c["miss"], c["direct_hit"]), (1, 2), c)
+        # Normally both others waited; on a loaded machine one may start only
+        # after the holder is done, and hit without waiting.
+        self.assertIn(c["inflight_hit"], (1, 2), c)
         self.assertEqual(c["inflight_wait_timeout"], 0, c)
         waited = [e for m in {id(m): m for m in machines}.values() for e in m.events()
                   if e["event"] == "inflight_wait"]
-        self.assertEqual(len(waited), 2, waited)
+        self.assertEqual(len(waited), c["inflight_hit"], waited)
         self.assertEqual({e["level"] for e in waited}, {self.backend or "local"})
 
     def test_without_a_wait_nobody_waits(self):
@@ -160,7 +163,7 @@ class InflightMixin:
             out, err = p.communicate(timeout=120)
             self.assertEqual(p.returncode, 1)
             self.assertIn(b"missing_name", err)
-        # The holder's 2 s, then the two waiters at once: not one after another.
+        # The holder's 3 s, then the two waiters at once: not one after another.
         self.assertLess(time.monotonic() - began, 30)
         self.assertEqual(len(self.compiles(log)), 3)
         c = self.totals(machines)
