@@ -36,9 +36,10 @@ int main(int argc, char** argv) {
               kube_api_url, service_account_dir = "/var/run/secrets/kubernetes.io/serviceaccount",
               pod_name, log_file, log_level = "info";
   int64_t workers = 1;
-  int compile_jobs = 2, build_jobs = 0, inflight_wait_s = 600, compile_timeout_s = 600,
-      upload_retries = 10, upload_backoff_ms = 1000, upload_timeout_s = 600,
-      scaling_interval_s = 10, heartbeat_ms = 2000, cleanup_interval_s = 300;
+  int compile_jobs = 2, build_jobs = 0, inflight_wait_s = 600, poll_ms = 250,
+      compile_timeout_s = 600, upload_retries = 10, upload_backoff_ms = 1000,
+      upload_timeout_s = 600, scaling_interval_s = 10, heartbeat_ms = 2000,
+      cleanup_interval_s = 300;
   double max_archive_mib = 64, max_unpacked_mib = 512, max_binary_mib = 512, max_build_mib = 10240;
   app.add_option("--listen", listen, "HOST:PORT to serve on")->envname("KILN_SERVER_LISTEN");
   app.add_option("--worker-id", worker_id_text,
@@ -66,6 +67,10 @@ int main(int argc, char** argv) {
                  "how long a build's miss waits for the same TU compiled elsewhere (0: never)")
       ->envname("KILN_SERVER_INFLIGHT_WAIT_S")
       ->check(CLI::Range(0, 3600));
+  app.add_option("--poll-ms", poll_ms,
+                 "how often an idle compile thread looks for work (PostgreSQL also notifies)")
+      ->envname("KILN_SERVER_POLL_MS")
+      ->check(CLI::Range(10, 600000));
   app.add_option("--build-jobs", build_jobs, "ninja -j of one program (0: Ninja's default)")
       ->envname("KILN_SERVER_BUILD_JOBS")
       ->check(CLI::Range(0, 4096));
@@ -169,6 +174,7 @@ int main(int argc, char** argv) {
   o.data_dir = data_dir;
   o.compile_jobs = compile_jobs;
   o.inflight_wait_s = inflight_wait_s;
+  o.poll_interval = std::chrono::milliseconds(poll_ms);
   o.build_parallelism = build_jobs;
   o.compile_timeout = std::chrono::seconds(compile_timeout_s);
   o.max_archive_bytes = static_cast<uint64_t>(max_archive_mib * (1 << 20));

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -72,5 +73,23 @@ expected<std::unique_ptr<Database>, std::string> open_sqlite(const std::string& 
 // Connects to PostgreSQL with a libpq connection string or URL
 // ("postgresql://user@host:port/db").
 expected<std::unique_ptr<Database>, std::string> open_postgres(const std::string& conninfo);
+
+// The channel the store notifies (PostgreSQL NOTIFY, at commit) whenever a
+// program version becomes Pending, so that replicas claim it at once
+// instead of at their next poll.
+inline constexpr std::string_view k_pending_channel = "kiln_pending";
+
+// A connection of its own that LISTENs on a channel. Not thread-safe.
+class Listener {
+ public:
+  virtual ~Listener() = default;
+  // Waits up to `timeout` for notifications: true if at least one came (all
+  // that came are consumed), false if none. An error: the connection is
+  // lost; open a new Listener.
+  virtual expected<bool, std::string> wait(std::chrono::milliseconds timeout) = 0;
+};
+
+expected<std::unique_ptr<Listener>, std::string> listen_postgres(const std::string& conninfo,
+                                                                 std::string_view channel);
 
 }  // namespace kiln::service

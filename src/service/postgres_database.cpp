@@ -2,7 +2,9 @@
 // machines.
 
 #include <libpq-fe.h>
+#include <poll.h>
 
+#include <cerrno>
 #include <memory>
 
 #include "kiln/service/database.hpp"
@@ -148,6 +150,79 @@ expected<std::unique_ptr<Database>, std::string> open_postgres(const std::string
   PQsetNoticeProcessor(
       conn, [](void*, const char*) {}, nullptr);
   return database;
+}
+
+namespace {
+
+class PostgresListener final : public Listener {
+ public:
+  explicit PostgresListener(PGconn* conn) : m_conn(conn) {}
+  ~PostgresListener() override { PQfinish(m_conn); }
+  PostgresListener(const PostgresListener&) = delete;
+  PostgresListener& operator=(const PostgresListener&) = delete;
+
+  expected<bool, std::string> wait(std::chrono::milliseconds timeout) override {
+    if (consume()) {
+      return true;
+    }
+    const int fd = PQsocket(m_conn);
+    if (fd < 0 || PQstatus(m_conn) != CONNECTION_OK) {
+      return unexpected(std::string("postgresql: the listening connection is lost"));
+    }
+    pollfd p{fd, POLLIN, 0};
+    int n = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    if (n < 0) {
+      return errno == EINTR ? expected<bool, std::string>(false)
+                            : unexpected(std::string("postgresql: poll failed"));
+    }
+    if (n == 0) {
+      return false;
+    }
+    if (!PQconsumeInput(m_conn)) {
+      return unexpected("postgresql: " + trim_message(PQerrorMessage(m_conn)));
+    }
+    return consume();
+  }
+
+ private:
+  bool consume() {
+    bool any = false;
+    while (PGnotify* note = PQnotifies(m_conn)) {
+      any = true;
+      PQfreemem(note);
+    }
+    return any;
+  }
+
+  PGconn* m_conn;
+};
+
+}  // namespace
+
+expected<std::unique_ptr<Listener>, std::string> listen_postgres(const std::string& conninfo,
+                                                                 std::string_view channel) {
+  const char* keywords[] = {"connect_timeout", "application_name", "dbname", nullptr};
+  const char* values[] = {"10", "kiln-server-listen", conninfo.c_str(), nullptr};
+  PGconn* conn = PQconnectdbParams(keywords, values, 1);
+  if (conn == nullptr) {
+    return unexpected(std::string("postgresql: out of memory"));
+  }
+  if (PQstatus(conn) != CONNECTION_OK) {
+    std::string message = trim_message(PQerrorMessage(conn));
+    PQfinish(conn);
+    return unexpected("postgresql: cannot connect: " + message);
+  }
+  PQsetNoticeProcessor(
+      conn, [](void*, const char*) {}, nullptr);
+  // The channel is a constant identifier of ours, never user input.
+  const std::string sql = "LISTEN " + std::string(channel);
+  std::unique_ptr<PGresult, void (*)(PGresult*)> result(PQexec(conn, sql.c_str()), PQclear);
+  if (!result || PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
+    std::string message = trim_message(PQerrorMessage(conn));
+    PQfinish(conn);
+    return unexpected("postgresql: LISTEN failed: " + message);
+  }
+  return std::make_unique<PostgresListener>(conn);
 }
 
 }  // namespace kiln::service

@@ -226,6 +226,8 @@ struct Service::Impl {
 
   std::vector<std::thread> compile_threads;
   std::thread maintenance;
+  std::thread listener;  // PostgreSQL: LISTEN for new Pending versions
+  std::atomic<int64_t> notifications{0};
 
   Metrics metrics;
 
@@ -612,6 +614,38 @@ struct Service::Impl {
     log.event("cleanup", {{"binaries_removed", removed.binaries_removed},
                           {"temporaries_removed", removed.temporaries_removed},
                           {"sources_removed", sources ? *sources : int64_t{-1}}});
+  }
+
+  // PostgreSQL only: wakes the compile loops when any replica makes a
+  // version Pending (the store NOTIFYs), so that a program submitted to
+  // another replica is claimed in milliseconds, not at the next poll. The
+  // poll stays, for a notification lost with a connection.
+  void listen_loop() {
+    std::unique_ptr<Listener> listener;
+    while (!stopping.load()) {
+      if (!listener) {
+        auto opened = listen_postgres(o.database_url, k_pending_channel);
+        if (!opened) {
+          log.log(util::LogLevel::warn, "listen_failed", {{"error", opened.error()}});
+          std::unique_lock lock(wake_mutex);
+          wake_cv.wait_for(lock, std::chrono::seconds(2), [&] { return stopping.load(); });
+          continue;
+        }
+        listener = std::move(*opened);
+        // Anything made Pending while not listening: look now.
+        wake_compilers();
+      }
+      auto got = listener->wait(std::chrono::milliseconds(200));
+      if (!got) {
+        log.log(util::LogLevel::warn, "listen_lost", {{"error", got.error()}});
+        listener.reset();
+        continue;
+      }
+      if (*got) {
+        ++notifications;
+        wake_compilers();
+      }
+    }
   }
 
   void maintenance_loop() {
@@ -1182,6 +1216,7 @@ struct Service::Impl {
     counter("kiln_server_binaries_refused_total", metrics.binaries_refused);
     counter("kiln_server_stale_results_total", metrics.stale_results);
     counter("kiln_server_lost_binaries_total", metrics.lost_binaries);
+    counter("kiln_server_pending_notifications_total", static_cast<uint64_t>(notifications.load()));
     auto stats = server->stats();
     counter("kiln_server_http_connections_total", stats.connections);
     counter("kiln_server_http_requests_total", stats.requests);
@@ -1295,6 +1330,9 @@ expected<std::unique_ptr<Service>, std::string> Service::start(ServiceOptions op
     impl->compile_threads.emplace_back([raw, slot] { raw->compile_loop(slot); });
   }
   impl->maintenance = std::thread([raw] { raw->maintenance_loop(); });
+  if (!impl->o.database_url.starts_with("sqlite")) {
+    impl->listener = std::thread([raw] { raw->listen_loop(); });
+  }
   impl->log.event("started", {{"url", impl->o.public_url},
                               {"workers", impl->o.workers},
                               {"database", impl->o.database_url.starts_with("sqlite")
@@ -1319,6 +1357,9 @@ void Service::stop() {
   }
   if (impl.maintenance.joinable()) {
     impl.maintenance.join();
+  }
+  if (impl.listener.joinable()) {
+    impl.listener.join();
   }
   impl.server->stop();
   impl.api_pool->stop();

@@ -143,6 +143,14 @@ expected<std::vector<Param>, Error> shard_params(int64_t worker_id, int64_t work
   return params;
 }
 
+// Tells the replicas that LISTEN (PostgreSQL) that a version became
+// Pending; best effort: a replica that misses it claims at its next poll.
+void notify_pending(Database& db) {
+  if (db.dialect() == Dialect::postgres) {
+    (void)db.query("SELECT pg_notify('" + std::string(k_pending_channel) + "', '')", {});
+  }
+}
+
 }  // namespace
 
 // Every method takes m_mutex, then works on `Database& db = *m_db` for the
@@ -226,6 +234,9 @@ RETURNING {columns})sql");
   });
   if (!done) {
     return unexpected(done.error());
+  }
+  if (result.changed) {
+    notify_pending(db);
   }
   return result;
 }
@@ -429,7 +440,11 @@ UPDATE programs SET status = 'Pending', binary_sha256 = NULL, compiled_by = NULL
                     updated_at = {now}
 WHERE id = ?1 AND version = ?2 AND status = 'Success'
 RETURNING id)sql");
-  return write_touched_a_row(db, back_sql, {std::string(id), version});
+  auto touched = write_touched_a_row(db, back_sql, {std::string(id), version});
+  if (touched && *touched) {
+    notify_pending(db);
+  }
+  return touched;
 }
 
 expected<bool, Error> Store::retry_system_error(std::string_view id, int64_t version) {
@@ -438,10 +453,14 @@ expected<bool, Error> Store::retry_system_error(std::string_view id, int64_t ver
   if (auto ok = db.reconnect_if_lost(); !ok) {
     return unexpected(ok.error());
   }
-  return write_touched_a_row(db, sql(db.dialect(), R"sql(
+  auto touched = write_touched_a_row(db, sql(db.dialect(), R"sql(
 UPDATE programs SET status = 'Pending', log = '', updated_at = {now}
 WHERE id = ?1 AND version = ?2 AND status = 'SystemError' RETURNING id)sql"),
-                             {std::string(id), version});
+                                     {std::string(id), version});
+  if (touched && *touched) {
+    notify_pending(db);
+  }
+  return touched;
 }
 
 expected<void, Error> Store::put_source(std::string_view sha256, std::string_view base64) {

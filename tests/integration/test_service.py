@@ -12,6 +12,7 @@ import http.server
 import io
 import json
 import os
+import re
 import shutil
 import socketserver
 import subprocess
@@ -182,6 +183,25 @@ class ThreeReplicasOnPostgresAndS3(SharedCacheMixin, ServiceTestCase):
         self.assertEqual(status, 200)
         self.assertEqual(run_binary(data, self.dir / "run"), expected_output(name))
 
+
+    def test_a_submission_to_another_replica_is_claimed_at_once(self) -> None:
+        """PostgreSQL NOTIFY: replica 0 polls only once a minute here, yet a
+        program of its shard submitted to replica 1 starts compiling within
+        seconds, because the store notifies and replica 0 LISTENs."""
+        db = self.pg.new_database()
+        replicas = [self.replica(i, 2, database=db, extra=["--poll-ms", "60000"])
+                    for i in range(2)]
+        time.sleep(1)  # both idle, in their minute-long wait
+        began = time.monotonic()
+        name = self.submit_until_shard(replicas[1], "notified", 0, program_files)
+        wait_until(lambda: replicas[1].program(name)["status"] != "Pending", 20,
+                   "replica 0 to claim the program")
+        self.assertLess(time.monotonic() - began, 20)
+        status, _, metrics = Http.request("GET", f"{replicas[0].url}/metrics")
+        self.assertEqual(status, 200)
+        m = re.search(rb"^kiln_server_pending_notifications_total (\d+)$", metrics, re.M)
+        self.assertTrue(m and int(m.group(1)) >= 1, metrics)
+        self.assertEqual(replicas[1].wait_status(name)["compiled_by"], 0)
 
     def test_a_log_that_is_not_utf8_is_stored_and_served(self) -> None:
         # A compiler quoting a Latin-1 source prints bytes that PostgreSQL's

@@ -6,6 +6,7 @@
 #include <set>
 #include <thread>
 
+#include "kiln/service/database.hpp"
 #include "kiln/service/program_id.hpp"
 #include "postgres_server.hpp"
 #include "store_fixture.hpp"
@@ -70,6 +71,35 @@ TEST_P(StoreTest, ASystemErrorIsRetriedButACompileErrorIsNot) {
   ASSERT_EQ(must(store->claim(0, 1, 1)).size(), 1u);
   ASSERT_TRUE(must(store->finish(p.id, p.version, Status::compile_error, "error: x", 0, 0, {})));
   EXPECT_FALSE(must(store->retry_system_error(p.id, p.version)));
+}
+
+// PostgreSQL: every write that makes a version Pending is notified on
+// kiln_pending, which replicas LISTEN to; nothing else is.
+TEST_P(StoreTest, PendingVersionsAreNotifiedOnPostgres) {
+  if (GetParam() != Backend::postgres) {
+    GTEST_SKIP() << "NOTIFY is PostgreSQL's (SQLite replicas poll)";
+  }
+  using namespace std::chrono_literals;
+  auto listener = listen_postgres(m_url, k_pending_channel);
+  ASSERT_TRUE(listener) << listener.error();
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_FALSE(must((*listener)->wait(100ms)));
+  Program p = must(store->upsert("hello", k_sha_a, k_recipe)).program;
+  EXPECT_TRUE(must((*listener)->wait(5s))) << "a new program";
+  EXPECT_FALSE(must((*listener)->wait(100ms))) << "one notification, consumed";
+  EXPECT_FALSE(must(store->upsert("hello", k_sha_a, k_recipe)).changed);
+  EXPECT_FALSE(must((*listener)->wait(300ms))) << "an unchanged upsert";
+  ASSERT_EQ(must(store->claim(0, 1, 1)).size(), 1u);
+  EXPECT_FALSE(must((*listener)->wait(100ms))) << "a claim";
+  ASSERT_TRUE(must(store->finish(p.id, 1, Status::success, "", 0, 0, std::string(k_sha_b))));
+  ASSERT_TRUE(must(store->back_to_pending(p.id, 1)));
+  EXPECT_TRUE(must((*listener)->wait(5s))) << "a lost binary";
+  ASSERT_EQ(must(store->claim(0, 1, 1)).size(), 1u);
+  ASSERT_TRUE(must(store->finish(p.id, 1, Status::system_error, "disk full", 0, 0, {})));
+  ASSERT_TRUE(must(store->retry_system_error(p.id, 1)));
+  EXPECT_TRUE(must((*listener)->wait(5s))) << "a retried SystemError";
+  EXPECT_FALSE(listen_postgres("postgresql://nobody@127.0.0.1:1/none", k_pending_channel));
 }
 
 TEST_P(StoreTest, UpsertCreatesAPendingFirstVersion) {
