@@ -128,13 +128,13 @@ class PostgresDatabase final : public Database {
   PGconn* m_conn;
 };
 
-}  // namespace
-
-expected<std::unique_ptr<Database>, std::string> open_postgres(const std::string& conninfo) {
+// A connection, or why not. Notices (e.g. "relation already exists,
+// skipping") are not for stderr.
+expected<PGconn*, std::string> connect(const std::string& conninfo, const char* application) {
   // connect_timeout first, the URL after it (expand_dbname): a timeout the
   // URL names wins, and an unreachable server costs seconds, not minutes.
   const char* keywords[] = {"connect_timeout", "application_name", "dbname", nullptr};
-  const char* values[] = {"10", "kiln-server", conninfo.c_str(), nullptr};
+  const char* values[] = {"10", application, conninfo.c_str(), nullptr};
   PGconn* conn = PQconnectdbParams(keywords, values, 1);
   if (conn == nullptr) {
     return unexpected(std::string("postgresql: out of memory"));
@@ -145,11 +145,19 @@ expected<std::unique_ptr<Database>, std::string> open_postgres(const std::string
     PQfinish(conn);
     return unexpected("postgresql: cannot connect: " + message);
   }
-  auto database = std::make_unique<PostgresDatabase>(conn);
-  // Notices (e.g. "relation already exists, skipping") are not for stderr.
   PQsetNoticeProcessor(
       conn, [](void*, const char*) {}, nullptr);
-  return database;
+  return conn;
+}
+
+}  // namespace
+
+expected<std::unique_ptr<Database>, std::string> open_postgres(const std::string& conninfo) {
+  auto conn = connect(conninfo, "kiln-server");
+  if (!conn) {
+    return unexpected(conn.error());
+  }
+  return std::make_unique<PostgresDatabase>(*conn);
 }
 
 namespace {
@@ -201,19 +209,11 @@ class PostgresListener final : public Listener {
 
 expected<std::unique_ptr<Listener>, std::string> listen_postgres(const std::string& conninfo,
                                                                  std::string_view channel) {
-  const char* keywords[] = {"connect_timeout", "application_name", "dbname", nullptr};
-  const char* values[] = {"10", "kiln-server-listen", conninfo.c_str(), nullptr};
-  PGconn* conn = PQconnectdbParams(keywords, values, 1);
-  if (conn == nullptr) {
-    return unexpected(std::string("postgresql: out of memory"));
+  auto connected = connect(conninfo, "kiln-server-listen");
+  if (!connected) {
+    return unexpected(connected.error());
   }
-  if (PQstatus(conn) != CONNECTION_OK) {
-    std::string message = trim_message(PQerrorMessage(conn));
-    PQfinish(conn);
-    return unexpected("postgresql: cannot connect: " + message);
-  }
-  PQsetNoticeProcessor(
-      conn, [](void*, const char*) {}, nullptr);
+  PGconn* conn = *connected;
   // The channel is a constant identifier of ours, never user input.
   const std::string sql = "LISTEN " + std::string(channel);
   std::unique_ptr<PGresult, void (*)(PGresult*)> result(PQexec(conn, sql.c_str()), PQclear);

@@ -285,19 +285,7 @@ expected<void, Failure> S3Storage::remove(const Key& key) {
   if (m_settings.common.read_only) {
     return unexpected(read_only("DELETE"));
   }
-  const std::string path = key.relative_path();
-  auto response = send("DELETE", path);
-  if (!response) {
-    return unexpected(response.error());
-  }
-  if (response->status >= 200 && response->status < 300) {
-    return {};
-  }
-  if (response->status == 404 &&
-      aws_xml_value(response->body, "Code").value_or("NoSuchKey") == "NoSuchKey") {
-    return unexpected(Failure::not_found);
-  }
-  return unexpected(status_failure("DELETE", path, *response));
+  return delete_object(key.relative_path());
 }
 
 expected<bool, Failure> S3Storage::exists(const Key& key) {
@@ -354,6 +342,14 @@ expected<bool, Failure> S3Storage::create_lease(std::string_view path, std::stri
 }
 
 expected<void, Failure> S3Storage::delete_lease(std::string_view path) {
+  auto deleted = delete_object(path);
+  if (!deleted && deleted.error() == Failure::not_found) {
+    return {};  // gone already: what a delete wants
+  }
+  return deleted;
+}
+
+expected<void, Failure> S3Storage::delete_object(std::string_view path) {
   auto response = send("DELETE", path);
   if (!response) {
     return unexpected(response.error());
@@ -363,7 +359,7 @@ expected<void, Failure> S3Storage::delete_lease(std::string_view path) {
   }
   if (response->status == 404 &&
       aws_xml_value(response->body, "Code").value_or("NoSuchKey") == "NoSuchKey") {
-    return {};
+    return unexpected(Failure::not_found);
   }
   return unexpected(status_failure("DELETE", path, *response));
 }

@@ -110,6 +110,8 @@ class S3Storage : public Storage {
                                        std::chrono::milliseconds ttl);
   // DELETE; a lease already gone is not a failure.
   expected<void, Failure> delete_lease(std::string_view path);
+  // DELETE of the object at `path` under the prefix; not_found if S3 had none.
+  expected<void, Failure> delete_object(std::string_view path);
   int64_t now_ms() const;
 
   S3Settings m_settings;
